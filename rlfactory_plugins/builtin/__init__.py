@@ -1,0 +1,1 @@
+"""Built-in plugins. Each module here is registered exactly like a third-party pack."""

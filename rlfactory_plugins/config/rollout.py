@@ -1,0 +1,16 @@
+"""Config of the multi-turn rollout (``rlfactory.rollout``)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RolloutConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_turns: int = Field(default=4, ge=1, description="assistant turns per trajectory")
+    max_calls_per_turn: int = Field(default=4, ge=1, description="tool calls run per turn; extra ones get an error")
+    max_response_tokens: int | None = Field(
+        default=None, ge=1, description="assistant + observation tokens; default: actor_rollout_ref.rollout.response_length"
+    )
+    max_observation_tokens: int = Field(default=512, ge=8, description="per observation; longer ones are truncated")

@@ -1,0 +1,32 @@
+"""Config of the tools and the asyncio tool manager (``rlfactory.tools``, ``rlfactory.tool_manager``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ToolEntry(BaseModel):
+    """One tool to enable. A bare string in the config is shorthand for ``{name: ...}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    timeout: float | None = Field(default=None, gt=0, description="seconds; overrides tool_manager.default_timeout")
+    max_concurrency: int | None = Field(default=None, ge=1)
+    cache: bool | None = None
+    ray_actor: bool = Field(default=False, description="serve this tool from one shared Ray actor")
+
+
+class ToolManagerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_concurrency: int = Field(default=256, ge=1, description="calls in flight at once, all tools together")
+    default_timeout: float = Field(default=30.0, gt=0, description="seconds per call, sync tools included")
+    retries: int = Field(default=2, ge=0, description="extra attempts for TransientToolError")
+    retry_backoff: float = Field(default=0.2, ge=0, description="first backoff in seconds, doubled each retry")
+    cache: bool = Field(default=False, description="cache results of every tool (per-tool 'cache' overrides)")
+    cache_size: int = Field(default=10000, ge=1)
+    max_output_chars: int = Field(default=8192, ge=64, description="longer outputs are cut with a marker")

@@ -1,0 +1,115 @@
+"""Every hook rlfactory calls. The docstring of each hook *is* its documentation.
+
+A plugin is a module (or object) with functions marked ``@rlfactory_plugins.hookimpl``
+whose names match the hooks below. Installed packs are found through the
+``rlfactory`` entry-point group::
+
+    [project.entry-points.rlfactory]
+    weather = "rlfactory_tool_weather"
+
+An implementation may accept *fewer* arguments than the spec lists, so new arguments
+can be added to a hook without breaking existing plugins.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+import pluggy
+
+if TYPE_CHECKING:
+    from rlfactory_plugins.trajectory import Trajectory, TurnRecord
+
+PROJECT_NAME = "rlfactory"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+__all__ = [
+    "hookimpl",
+    "hookspec",
+    "register_tools",
+    "register_rewards",
+    "register_parsers",
+    "on_turn_finished",
+    "on_trajectory_finished",
+]
+
+
+@hookspec
+def register_tools(register: Callable[..., None]) -> None:
+    """Register the tools this plugin provides.
+
+    Call ``register(tool)`` once per tool. ``tool`` is either a
+    :class:`rlfactory_plugins.tools.Tool` instance or a plain typed Python function
+    (sync or async), which is wrapped with :func:`rlfactory_plugins.tools.tool`; the
+    function's name is the tool name, its docstring the description and its type hints
+    the JSON schema the model sees. ``register(fn, name="other")`` renames it.
+
+    The core validates the name (``[A-Za-z_][A-Za-z0-9_.-]*``), rejects a name that
+    another plugin already registered and records which distribution supplied it.
+
+    :param register: ``register(tool, name: str | None = None) -> None``
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def register_rewards(register: Callable[..., None]) -> None:
+    """Register the reward functions this plugin provides.
+
+    Call ``register(reward)`` once per reward. ``reward`` is a
+    :class:`rlfactory_plugins.rewards.Reward` instance or a function
+    ``fn(trajectory, **options) -> float | RewardOutput`` (sync or async), which is
+    wrapped with :func:`rlfactory_plugins.rewards.reward`. Rewards are referenced by
+    name from ``rlfactory.rewards`` in the training config.
+
+    :param register: ``register(reward, name: str | None = None) -> None``
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def register_parsers(register: Callable[..., None]) -> None:
+    """Register tool-call parsers (how tool calls are found in the model's text and
+    how observations are written back).
+
+    Call ``register(parser_cls)`` with a subclass of
+    :class:`rlfactory_plugins.rollout.parsers.ToolCallParser`; its ``name`` class
+    attribute is the name used by ``rlfactory.parser`` in the config.
+
+    :param register: ``register(parser_cls, name: str | None = None) -> None``
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def on_turn_finished(trajectory: Trajectory, turn: TurnRecord) -> None:
+    """Called in the rollout worker after each assistant turn and its tool calls.
+
+    Use it for logging or metrics; it must not block (it runs on the rollout's event
+    loop) and must not modify ``trajectory``. Exceptions are logged, never raised
+    into the rollout.
+
+    :param trajectory: the trajectory so far
+    :param turn: the turn that just finished (assistant text, tool calls, results)
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def on_trajectory_finished(trajectory: Trajectory) -> None:
+    """Called in the rollout worker once a trajectory has ended, before it is scored.
+
+    ``trajectory.stop_reason`` says why it ended (``answer``, ``no_call``,
+    ``max_turns``, ``max_length``, ``deadline`` or ``error``). Exceptions are logged,
+    never raised into the rollout.
+
+    :param trajectory: the finished trajectory record
+
+    .. versionadded:: 0.1
+    """

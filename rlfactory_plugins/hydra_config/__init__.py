@@ -1,0 +1,1 @@
+"""Hydra configs packaged with rlfactory (found through ``hydra_plugins.rlfactory_searchpath``)."""

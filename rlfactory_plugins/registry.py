@@ -1,0 +1,136 @@
+"""What the installed plugins registered: tools, rewards and parsers, with provenance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from rlfactory_plugins.errors import PluginError, UnknownNameError
+from rlfactory_plugins.rewards.base import Reward, as_reward
+from rlfactory_plugins.tools.base import NAME_RE, Tool, as_tool
+
+if TYPE_CHECKING:
+    import pluggy
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    name: str
+    distribution: str | None
+    version: str | None
+
+
+@dataclass
+class Registered(Generic[T]):
+    name: str
+    obj: T
+    plugin: PluginInfo
+
+
+@dataclass
+class LoadError:
+    plugin: str
+    error: str
+    info: PluginInfo | None = None
+
+
+def _as_parser(obj: Any, name: str | None) -> Any:
+    pname = name or getattr(obj, "name", None)
+    if not isinstance(obj, type) or not pname:
+        raise PluginError(f"register() expects a ToolCallParser subclass with a 'name' attribute, got {obj!r}")
+    return obj
+
+
+_KINDS: dict[str, tuple[str, Any]] = {
+    # hook name -> (kind, coerce(obj, name) -> object with a name)
+    "register_tools": ("tool", as_tool),
+    "register_rewards": ("reward", as_reward),
+    "register_parsers": ("parser", _as_parser),
+}
+
+
+@dataclass
+class Registry:
+    plugins: dict[str, PluginInfo] = field(default_factory=dict)
+    tools: dict[str, Registered[Tool]] = field(default_factory=dict)
+    rewards: dict[str, Registered[Reward]] = field(default_factory=dict)
+    parsers: dict[str, Registered[type]] = field(default_factory=dict)
+    errors: list[LoadError] = field(default_factory=list)
+
+    def add_error(self, plugin: str, error: str, info: PluginInfo | None = None) -> None:
+        self.errors.append(LoadError(plugin, error, info))
+
+    def _table(self, kind: str) -> dict[str, Registered[Any]]:
+        return {"tool": self.tools, "reward": self.rewards, "parser": self.parsers}[kind]
+
+    def collect(self, pm: pluggy.PluginManager, only: str | None = None) -> None:
+        """Call every plugin's register hooks with a register callback of its own."""
+        for hook_name, (kind, coerce) in _KINDS.items():
+            for impl in getattr(pm.hook, hook_name).get_hookimpls():
+                if only is not None and impl.plugin_name != only:
+                    continue
+                info = self.plugins.get(impl.plugin_name) or PluginInfo(impl.plugin_name, None, None)
+                register = self._make_register(kind, coerce, info)
+                kwargs = {"register": register} if "register" in impl.argnames else {}
+                try:
+                    impl.function(**kwargs)
+                except Exception as e:
+                    self.add_error(info.name, f"{hook_name} failed: {type(e).__name__}: {e}", info)
+
+    def _make_register(self, kind: str, coerce: Any, info: PluginInfo) -> Any:
+        table = self._table(kind)
+
+        def register(obj: Any, name: str | None = None) -> None:
+            item = coerce(obj, name)
+            item_name = name or getattr(item, "name", None)
+            if not item_name or not NAME_RE.match(item_name):
+                raise PluginError(f"plugin {info.name!r} registered a {kind} with invalid name {item_name!r}")
+            if item_name in table:
+                other = table[item_name].plugin
+                raise PluginError(
+                    f"{kind} {item_name!r} from plugin {info.name!r} ({info.distribution}) clashes with the one "
+                    f"from plugin {other.name!r} ({other.distribution}); uninstall one or rename it"
+                )
+            table[item_name] = Registered(item_name, item, info)
+
+        return register
+
+    # -- lookups with helpful errors -------------------------------------------------
+    def tool(self, name: str) -> Tool:
+        if name not in self.tools:
+            raise UnknownNameError("tool", name, self.tools, self._hint())
+        return self.tools[name].obj
+
+    def reward(self, name: str) -> Reward:
+        if name not in self.rewards:
+            raise UnknownNameError("reward", name, self.rewards, self._hint())
+        return self.rewards[name].obj
+
+    def parser(self, name: str) -> type:
+        if name not in self.parsers:
+            raise UnknownNameError("parser", name, self.parsers, self._hint())
+        return self.parsers[name].obj
+
+    def _hint(self) -> str:
+        if not self.errors:
+            return "Install the pack that provides it (see `rlfactory plugins`)."
+        failed = "; ".join(f"{e.plugin}: {e.error}" for e in self.errors)
+        return f"Some plugins failed to load, which may be why: {failed}"
+
+    def summary(self) -> dict[str, Any]:
+        """The ``rlfactory plugins --json`` document."""
+        rows = []
+        for name, info in self.plugins.items():
+            rows.append(
+                {
+                    "name": name,
+                    "distribution": info.distribution,
+                    "version": info.version,
+                    "tools": sorted(k for k, v in self.tools.items() if v.plugin.name == name),
+                    "rewards": sorted(k for k, v in self.rewards.items() if v.plugin.name == name),
+                    "parsers": sorted(k for k, v in self.parsers.items() if v.plugin.name == name),
+                }
+            )
+        return {"plugins": rows, "errors": [{"plugin": e.plugin, "error": e.error} for e in self.errors]}

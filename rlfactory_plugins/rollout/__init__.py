@@ -1,0 +1,1 @@
+"""Multi-turn rollout: the verl agent loop, tool-call parsers, limits."""

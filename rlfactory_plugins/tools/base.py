@@ -1,0 +1,231 @@
+"""The typed tool model: what a tool is, what calling it returns."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import json
+import re
+from collections.abc import Awaitable, Callable
+from enum import Enum
+from typing import Any, ClassVar
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+from rlfactory_plugins.errors import PluginError
+
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+
+
+class ToolSpec(BaseModel):
+    """What the model is told about a tool."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+    def openai_schema(self) -> dict[str, Any]:
+        """The OpenAI function schema chat templates render (``tools=[...]``)."""
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
+
+
+class ToolStatus(str, Enum):
+    ok = "ok"
+    timeout = "timeout"
+    invalid_args = "invalid_args"
+    unknown_tool = "unknown_tool"
+    tool_error = "tool_error"
+    crashed = "crashed"
+
+
+class ToolError(Exception):
+    """Raise from a tool to report a failure the model should see (status ``tool_error``)."""
+
+
+class TransientToolError(ToolError):
+    """Raise from a tool for a failure worth retrying (rate limit, dropped connection)."""
+
+
+class ToolCrashed(ToolError):
+    """The tool's backend died mid-call (status ``crashed``), e.g. an MCP server process."""
+
+
+class ToolResult(BaseModel):
+    """Outcome of one tool call, as rewards and trajectory dumps see it."""
+
+    name: str
+    arguments: dict[str, Any] | None = None
+    status: ToolStatus = ToolStatus.ok
+    output: str = ""
+    error: str | None = None
+    latency_s: float = 0.0
+    attempts: int = 1
+    cached: bool = False
+    truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status is ToolStatus.ok
+
+    def render(self) -> str:
+        """The observation text the model sees for this call."""
+        if self.ok:
+            return self.output
+        return f"[{self.status.value}] {self.name}: {self.error or 'failed'}"
+
+
+class Tool:
+    """A named, typed, async-callable tool.
+
+    Subclass it (implement :meth:`acall`) or use the :func:`tool` decorator on a plain
+    function. ``Options`` is the pydantic model of the tool's config options
+    (``rlfactory.tools[].options``); :meth:`configure` returns a configured copy.
+    """
+
+    Options: ClassVar[type[BaseModel] | None] = None
+
+    #: per-tool defaults the tool manager honours unless the config overrides them
+    timeout: float | None = None
+    max_concurrency: int | None = None
+    cacheable: bool = False
+
+    def __init__(self, spec: ToolSpec) -> None:
+        if not NAME_RE.match(spec.name):
+            raise PluginError(
+                f"invalid tool name {spec.name!r}: use letters, digits, '_', '.', '-' "
+                "(starting with a letter or '_', at most 64 characters)"
+            )
+        self.spec = spec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def configure(self, options: dict[str, Any] | None) -> Tool:
+        """Return a tool configured with ``options`` (validated by ``Options``)."""
+        if not options:
+            return self
+        if self.Options is None:
+            raise PluginError(
+                f"tool {self.name!r} takes no options, got {sorted(options)}; remove 'options' from its config"
+            )
+        try:
+            parsed = self.Options.model_validate(options)
+        except pydantic.ValidationError as e:
+            raise PluginError(f"invalid options for tool {self.name!r}: {e}") from None
+        return self.with_options(parsed)
+
+    def with_options(self, options: BaseModel) -> Tool:  # pragma: no cover - overridden by tools with Options
+        raise NotImplementedError(f"tool {self.name!r} declares Options but does not implement with_options()")
+
+    async def acall(self, arguments: dict[str, Any]) -> str | Any:
+        """Run the tool. Return text (or anything JSON-serialisable, rendered as JSON)."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release resources (processes, sessions). Called once on shutdown."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+def _schema_for(fn: Callable[..., Any]) -> tuple[type[BaseModel], dict[str, Any]]:
+    sig = inspect.signature(fn)
+    hints = inspect.get_annotations(fn, eval_str=True)
+    fields: dict[str, Any] = {}
+    for pname, param in sig.parameters.items():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise PluginError(f"tool function {fn.__name__!r}: *args/**kwargs are not allowed, name each argument")
+        ann = hints.get(pname, Any)
+        default = ... if param.default is param.empty else param.default
+        fields[pname] = (ann, default)
+    model = pydantic.create_model(f"{fn.__name__}_args", __config__=ConfigDict(extra="forbid"), **fields)
+    schema = model.model_json_schema()
+    schema.pop("title", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+    schema.setdefault("properties", {})
+    return model, schema
+
+
+class FunctionTool(Tool):
+    """A tool made from a plain typed function (see :func:`tool`)."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any] | Callable[..., Awaitable[Any]],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        timeout: float | None = None,
+        max_concurrency: int | None = None,
+        cache: bool = False,
+    ) -> None:
+        self.fn = fn
+        self.args_model, schema = _schema_for(fn)
+        doc = inspect.getdoc(fn) or ""
+        super().__init__(ToolSpec(name=name or fn.__name__, description=description or doc, parameters=schema))
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.timeout, self.max_concurrency, self.cacheable = timeout, max_concurrency, cache
+
+    def validate(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        return self.args_model.model_validate(arguments).model_dump()
+
+    async def acall(self, arguments: dict[str, Any]) -> Any:
+        if self.is_async:
+            return await self.fn(**arguments)
+        # A sync tool runs in a thread so it never blocks the rollout's event loop.
+        return await asyncio.to_thread(functools.partial(self.fn, **arguments))
+
+
+def tool(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    timeout: float | None = None,
+    max_concurrency: int | None = None,
+    cache: bool = False,
+) -> Any:
+    """Turn a typed function (sync or async) into a :class:`Tool`.
+
+    >>> @tool
+    ... def add(a: int, b: int) -> int:
+    ...     "Add two integers."
+    ...     return a + b
+    """
+
+    def wrap(f: Callable[..., Any]) -> FunctionTool:
+        return FunctionTool(
+            f, name=name, description=description, timeout=timeout, max_concurrency=max_concurrency, cache=cache
+        )
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def as_tool(obj: Any, name: str | None = None) -> Tool:
+    """Coerce what a plugin registered into a :class:`Tool`."""
+    if isinstance(obj, Tool):
+        if name and name != obj.name:
+            raise PluginError(f"tool {obj.name!r} registered under a different name {name!r}; rename the Tool's spec")
+        return obj
+    if callable(obj) and not isinstance(obj, type):
+        return FunctionTool(obj, name=name)
+    raise PluginError(f"register() expects a Tool or a function, got {obj!r}")
+
+
+def render_output(value: Any) -> str:
+    """How a tool's return value becomes observation text."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return str(value)

@@ -1,0 +1,80 @@
+"""The trajectory record: what a rollout produced, as rewards, hooks and dumps see it."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from rlfactory_plugins.tools.base import ToolResult
+
+StopReason = Literal["answer", "no_call", "max_turns", "max_length", "deadline", "error"]
+
+
+class ToolCallRecord(BaseModel):
+    """One tool call the model wrote, parsed or not, with its outcome."""
+
+    turn: int
+    name: str | None = None
+    arguments: dict[str, Any] | None = None
+    raw: str = ""
+    parse_error: str | None = None
+    """Set when the call could not be parsed (bad JSON, missing name); no tool ran."""
+    result: ToolResult | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.parse_error is None and self.result is not None and self.result.ok
+
+    @property
+    def error_kind(self) -> str | None:
+        if self.parse_error is not None:
+            return "parse_error"
+        if self.result is None:
+            return "not_run"
+        return None if self.result.ok else self.result.status.value
+
+
+class TurnRecord(BaseModel):
+    """One assistant turn and the observation that followed it."""
+
+    index: int
+    assistant_text: str = ""
+    response_tokens: int = 0
+    observation_tokens: int = 0
+    observation_truncated: bool = False
+    tool_calls: list[ToolCallRecord] = Field(default_factory=list)
+    generate_s: float = 0.0
+    tools_s: float = 0.0
+
+
+class Trajectory(BaseModel):
+    """A whole rollout of one prompt."""
+
+    uid: str = ""
+    prompt: list[dict[str, Any]] = Field(default_factory=list)
+    """The prompt messages (chat format)."""
+    messages: list[dict[str, Any]] = Field(default_factory=list)
+    """Prompt + assistant + tool messages, as text."""
+    response_text: str = ""
+    """Everything after the prompt (assistant text and observations) as the model saw it."""
+    final_answer: str | None = None
+    """The answer the parser extracted (e.g. ``<answer>…</answer>``), if any."""
+    turns: list[TurnRecord] = Field(default_factory=list)
+    stop_reason: StopReason | None = None
+    error: str | None = None
+    ground_truth: Any = None
+    data_source: str | None = None
+    extra_info: dict[str, Any] = Field(default_factory=dict)
+    step: int | None = None
+
+    @property
+    def tool_calls(self) -> list[ToolCallRecord]:
+        return [c for t in self.turns for c in t.tool_calls]
+
+    @property
+    def num_turns(self) -> int:
+        return len(self.turns)
+
+    def last_assistant_text(self) -> str:
+        return self.turns[-1].assistant_text if self.turns else ""
