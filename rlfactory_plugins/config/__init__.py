@@ -46,6 +46,10 @@ class RLFactoryConfig(BaseModel):
     tool_manager: ToolManagerConfig = Field(default_factory=ToolManagerConfig)
     trajectory_dir: str | None = Field(default=None, description="dump every trajectory as JSONL here")
     metrics_file: str | None = Field(default=None, description="append one JSON line of metrics per step here")
+    reward_on_deadline: float | None = Field(
+        default=None,
+        description="score of a trajectory cut by the straggler deadline (stop_reason 'deadline'); null = score it normally",
+    )
 
     _norm_tools = field_validator("tools", mode="before")(lambda cls, v: _entries(v))
     _norm_rewards = field_validator("rewards", mode="before")(lambda cls, v: _entries(v))

@@ -15,5 +15,11 @@ class RewardEntry(BaseModel):
     name: str
     weight: float = 1.0
     options: dict[str, Any] = Field(default_factory=dict)
-    fallback: float = Field(default=0.0, description="score used when this part fails")
+    fallback: float = Field(default=0.0, description="score used when this part fails (exception or timeout)")
     alias: str | None = Field(default=None, description="name of this part in logs (default: name)")
+    timeout: float | None = Field(default=60.0, gt=0, description="seconds one score may take; null = no limit")
+
+    @property
+    def key(self) -> str:
+        """The part's name in logs and results: the alias, else the reward name."""
+        return self.alias or self.name
