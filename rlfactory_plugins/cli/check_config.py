@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import typer
 from hydra import compose, initialize_config_module
 
@@ -13,6 +15,17 @@ def compose_config(overrides: list[str]):
     """verl's ppo_trainer config + ``+plugins=rlfactory`` + the user's overrides."""
     with initialize_config_module(config_module="verl.trainer.config", version_base=None):
         return compose(config_name="ppo_trainer", overrides=["+plugins=rlfactory", *overrides])
+
+
+def _allowed_hint(message: str) -> str:
+    """For Hydra's "Could not override 'rlfactory.x.y'", list the keys allowed there."""
+    from rlfactory_plugins.config import RLFactoryConfig, allowed_keys
+
+    match = re.search(r"Could not override '(rlfactory\.[\w.]+)'", message)
+    if not match:
+        return ""
+    keys = allowed_keys(RLFactoryConfig, tuple(match.group(1).split(".")[1:]))
+    return f"\n{match.group(1)}: unknown key (allowed keys: {', '.join(keys)})" if keys else ""
 
 
 def check_config_cmd(ctx: typer.Context) -> None:
@@ -27,7 +40,7 @@ def check_config_cmd(ctx: typer.Context) -> None:
         typer.secho(f"rlfactory: {e}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
     except Exception as e:  # Hydra: unknown override key, bad syntax
-        typer.secho(f"config error: {e}", fg=typer.colors.RED, err=True)
+        typer.secho(f"config error: {e}{_allowed_hint(str(e))}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
     agent = cfg.actor_rollout_ref.rollout.agent.default_agent_loop
     typer.echo(

@@ -24,6 +24,7 @@ __all__ = [
     "ToolManagerConfig",
     "validate_section",
     "check_names",
+    "allowed_keys",
 ]
 
 
@@ -55,7 +56,7 @@ class RLFactoryConfig(BaseModel):
     _norm_rewards = field_validator("rewards", mode="before")(lambda cls, v: _entries(v))
 
 
-def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+def allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """Walk the model along ``loc`` and list the keys allowed at that level."""
     current: Any = model
     for part in loc[:-1]:
@@ -79,7 +80,7 @@ def format_validation_error(e: pydantic.ValidationError, root: str = "rlfactory"
         loc = err["loc"]
         key = ".".join([root, *(str(p) for p in loc)])
         if err["type"] == "extra_forbidden":
-            allowed = _allowed_keys(RLFactoryConfig, loc)
+            allowed = allowed_keys(RLFactoryConfig, loc)
             lines.append(f"{key}: unknown key (allowed keys: {', '.join(allowed)})")
         else:
             lines.append(f"{key}: {err['msg']} (got {err.get('input')!r})")

@@ -1,0 +1,63 @@
+"""`+plugins=rlfactory` wired into verl 0.9.1's own entry points, Hydra config and registries."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def test_cfg_job_selects_rlfactory(venv_run):
+    proc = venv_run("python", "-m", "verl.trainer.main_ppo", "+plugins=rlfactory", "--cfg", "job", check=True)
+    cfg = yaml.safe_load(proc.stdout)
+    assert cfg["actor_rollout_ref"]["rollout"]["agent"]["default_agent_loop"] == "rlfactory_agent"
+    assert cfg["reward"]["reward_manager"]["name"] == "rlfactory"
+    assert cfg["rlfactory"]["parser"] == "hermes"
+    assert "could not register" not in proc.stderr, proc.stderr
+
+
+def test_check_config_ok_and_bad_key(venv_run):
+    ok = venv_run("rlfactory", "check-config")
+    assert ok.returncode == 0, ok.stderr
+    bad = venv_run("rlfactory", "check-config", "+rlfactory.no_such_key=1")
+    assert bad.returncode != 0
+    assert "rlfactory.no_such_key: unknown key" in bad.stderr and "allowed keys" in bad.stderr
+    bad = venv_run("rlfactory", "check-config", "rlfactory.no_such_key=1")
+    assert bad.returncode != 0 and "rlfactory.no_such_key" in bad.stderr
+
+
+def test_main_ppo_with_bad_key_fails_before_ray(venv_run, tmp_path):
+    proc = venv_run(
+        "python",
+        "-m",
+        "verl.trainer.main_ppo",
+        "+plugins=rlfactory",
+        "+rlfactory.rollout.max_turnz=3",
+        "actor_rollout_ref.rollout.name=vllm",
+        f"hydra.run.dir={tmp_path}",
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    assert "rlfactory.rollout.max_turnz: unknown key" in proc.stderr
+    assert "ray init kwargs" not in proc.stdout  # verl prints this right before ray.init()
+
+
+def test_agent_loop_registered_inside_ray_worker():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+
+        @ray.remote
+        def registered():
+            import verl  # noqa: F401 - loads verl.plugins entry points
+            from verl.experimental.agent_loop.agent_loop import _agent_loop_registry
+            from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER
+
+            return sorted(_agent_loop_registry), sorted(REWARD_MANAGER)
+
+        agent_loops, reward_managers = ray.get(registered.remote(), timeout=180)
+    finally:
+        ray.shutdown()
+    assert "rlfactory_agent" in agent_loops
+    assert "rlfactory" in reward_managers
