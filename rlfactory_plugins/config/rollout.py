@@ -1,4 +1,4 @@
-"""Config of the multi-turn rollout (``rlfactory.rollout``)."""
+"""Config of the multi-turn rollout (``rlfactory.rollout``). See docs/rollout.md."""
 
 from __future__ import annotations
 
@@ -14,3 +14,11 @@ class RolloutConfig(BaseModel):
         default=None, ge=1, description="assistant + observation tokens; default: actor_rollout_ref.rollout.response_length"
     )
     max_observation_tokens: int = Field(default=512, ge=8, description="per observation; longer ones are truncated")
+    trajectory_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="wall-time budget per trajectory; when spent it ends with stop_reason=deadline, keeping its tokens",
+    )
+    repair_json: bool = Field(
+        default=True, description="repair almost-JSON tool calls with json-repair (the call is flagged 'repaired')"
+    )
