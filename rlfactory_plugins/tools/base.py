@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import inspect
 import json
 import re
@@ -15,6 +13,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from rlfactory_plugins.errors import PluginError
+from rlfactory_plugins.tools.threads import run_in_thread
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 
@@ -181,8 +180,9 @@ class FunctionTool(Tool):
     async def acall(self, arguments: dict[str, Any]) -> Any:
         if self.is_async:
             return await self.fn(**arguments)
-        # A sync tool runs in a thread so it never blocks the rollout's event loop.
-        return await asyncio.to_thread(functools.partial(self.fn, **arguments))
+        # A sync tool runs in its own daemon thread (not the loop's default executor), so it never
+        # blocks the rollout's event loop and a hung one cannot starve other calls (see threads.py).
+        return await run_in_thread(self.fn, **arguments)
 
 
 def tool(

@@ -1,0 +1,299 @@
+"""The asyncio tool manager: one per agent-loop worker process, shared by all its trajectories.
+
+Every call goes through the same steps, and every problem becomes a typed
+:class:`~rlfactory_plugins.tools.base.ToolResult` instead of an exception or a hang:
+
+1. unknown name -> ``unknown_tool`` (with a did-you-mean);
+2. arguments checked against the tool's schema -> ``invalid_args``;
+3. opt-in result cache (tool name + canonical JSON of the arguments);
+4. a global and a per-tool concurrency limit (``asyncio.Semaphore``);
+5. the call itself, under a timeout that holds for every tool: the call runs in its own
+   task and the manager stops waiting when the time is up, even if the tool ignores
+   cancellation or is a sync function stuck in its thread (threads cannot be killed;
+   the abandoned thread finishes in the background and its result is dropped);
+6. retries with exponential backoff (tenacity) for :class:`TransientToolError` only, all
+   attempts within the one timeout;
+7. the output rendered to text and cut to ``max_output_chars`` with a visible marker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from cachetools import LRUCache
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from rlfactory_plugins.config.tools import ToolEntry, ToolManagerConfig
+from rlfactory_plugins.errors import ConfigError, PluginError, UnknownNameError
+from rlfactory_plugins.tools.base import (
+    Tool,
+    ToolCrashed,
+    ToolError,
+    ToolResult,
+    ToolSpec,
+    ToolStatus,
+    TransientToolError,
+    render_output,
+)
+from rlfactory_plugins.tools.metrics import ManagerMetrics
+from rlfactory_plugins.tools.validation import ArgumentValidator, InvalidArguments
+
+if TYPE_CHECKING:
+    from rlfactory_plugins.config import RLFactoryConfig
+    from rlfactory_plugins.registry import Registry
+
+logger = logging.getLogger("rlfactory.tools")
+
+#: metrics bucket for calls to names that no tool has
+UNKNOWN_BUCKET = "_unknown"
+
+
+@dataclass
+class _Slot:
+    """A tool with the limits the manager applies to it."""
+
+    tool: Tool
+    timeout: float
+    limit: asyncio.Semaphore | None
+    cache: bool
+    validate: ArgumentValidator
+
+
+def truncate(text: str, limit: int) -> tuple[str, bool]:
+    """Cut ``text`` to ``limit`` characters, ending with a marker the model can see."""
+    if len(text) <= limit:
+        return text, False
+    return f"{text[:limit]}\n[... truncated {len(text) - limit} of {len(text)} characters]", True
+
+
+def cache_key(name: str, arguments: dict[str, Any]) -> str:
+    return name + "\0" + json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _drop_result(task: asyncio.Task[Any]) -> None:
+    """Done-callback of an abandoned call: fetch its outcome so asyncio does not warn about it."""
+    if not task.cancelled():
+        task.exception()
+
+
+class ToolManager:
+    """Runs tool calls for every trajectory of one worker process. See the module docstring."""
+
+    def __init__(
+        self,
+        tools: dict[str, Tool],
+        config: ToolManagerConfig,
+        overrides: dict[str, ToolEntry] | None = None,
+    ) -> None:
+        overrides = overrides or {}
+        stray = sorted(set(overrides) - set(tools))
+        if stray:
+            raise UnknownNameError("tool", stray[0], tools, "Every per-tool setting must name a tool the manager has.")
+        self.config = config
+        self._slots = {name: self._slot(tool, overrides.get(name)) for name, tool in tools.items()}
+        self._global = asyncio.Semaphore(config.max_concurrency)
+        self._cache: LRUCache[str, ToolResult] = LRUCache(maxsize=config.cache_size)
+        self._metrics = ManagerMetrics()
+        self._in_flight = 0
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._closed = False
+
+    def _slot(self, tool: Tool, entry: ToolEntry | None) -> _Slot:
+        entry = entry or ToolEntry(name=tool.name)
+        timeout = entry.timeout or tool.timeout or self.config.default_timeout
+        concurrency = entry.max_concurrency or tool.max_concurrency
+        cache = entry.cache if entry.cache is not None else (tool.cacheable or self.config.cache)
+        limit = asyncio.Semaphore(concurrency) if concurrency else None
+        return _Slot(tool=tool, timeout=timeout, limit=limit, cache=cache, validate=ArgumentValidator(tool))
+
+    # -- construction from the rlfactory config ------------------------------------------
+    @classmethod
+    async def from_config(cls, cfg: RLFactoryConfig, registry: Registry | None = None) -> ToolManager:
+        """Build the tools named in ``cfg.tools`` plus every tool of the MCP servers in ``cfg.mcp``.
+
+        MCP servers are started here (and stopped again if anything below fails).
+        """
+        from rlfactory_plugins.plugins import get_registry
+
+        registry = registry or get_registry()
+        entries: dict[str, ToolEntry] = {}
+        for entry in cfg.tools:
+            if entry.name in entries:
+                raise ConfigError(f"rlfactory.tools: tool {entry.name!r} is listed twice; keep one entry")
+            entries[entry.name] = entry
+        servers = None
+        mcp_tools: dict[str, Tool] = {}
+        if cfg.mcp:
+            from rlfactory_plugins.tools.mcp import MCPServers
+
+            servers = await MCPServers.from_file(cfg.mcp)
+            mcp_tools = servers.tools()
+        try:
+            tools = _registry_tools(registry, entries, mcp_tools)
+            tools.update(mcp_tools)
+            manager = cls(tools, cfg.tool_manager, entries)
+        except BaseException:
+            if servers is not None:
+                await servers.aclose()
+            raise
+        if servers is not None:
+            manager.add_closer(servers.aclose)
+        return manager
+
+    def add_closer(self, close: Callable[[], Awaitable[None]]) -> None:
+        """Have :meth:`aclose` also run ``close`` (for resources shared by several tools)."""
+        self._closers.append(close)
+
+    # -- what the rollout uses -----------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        return list(self._slots)
+
+    def specs(self) -> list[ToolSpec]:
+        return [slot.tool.spec for slot in self._slots.values()]
+
+    async def call(self, name: str, arguments: dict[str, Any] | None) -> ToolResult:
+        """Run one call. Never raises for a tool problem; the result's status says what happened."""
+        start = time.perf_counter()
+        shown_args = arguments if isinstance(arguments, dict) else None
+        slot = self._slots.get(name)
+        if slot is None:
+            error = str(UnknownNameError("tool", name, self._slots))
+            return self._done(ToolResult(name=name, arguments=shown_args, status=ToolStatus.unknown_tool, error=error),
+                              start, UNKNOWN_BUCKET)
+        try:
+            args = slot.validate(arguments)
+        except InvalidArguments as e:
+            return self._done(
+                ToolResult(name=name, arguments=shown_args, status=ToolStatus.invalid_args, error=str(e)), start
+            )
+        key = cache_key(name, args) if slot.cache else None
+        if key is not None and (hit := self._cache.get(key)) is not None:
+            return self._done(hit.model_copy(update={"arguments": shown_args, "cached": True}), start)
+        async with self._global, (slot.limit or contextlib.nullcontext()):
+            self._in_flight += 1
+            self._metrics.max_in_flight = max(self._metrics.max_in_flight, self._in_flight)
+            try:
+                result = await self._run(slot, args)
+            finally:
+                self._in_flight -= 1
+        result.arguments = shown_args
+        if key is not None and result.ok:
+            self._cache[key] = result
+        return self._done(result, start)
+
+    async def call_many(self, calls: Iterable[tuple[str, dict[str, Any] | None]]) -> list[ToolResult]:
+        """Run calls concurrently; results come back in the order of ``calls``."""
+        return list(await asyncio.gather(*(self.call(name, args) for name, args in calls)))
+
+    def _done(self, result: ToolResult, start: float, bucket: str | None = None) -> ToolResult:
+        result.latency_s = time.perf_counter() - start
+        self._metrics.record(result, bucket)
+        return result
+
+    async def _run(self, slot: _Slot, args: dict[str, Any]) -> ToolResult:
+        name, limit = slot.tool.name, self.config.max_output_chars
+        attempts = 0
+
+        async def attempt_all() -> Any:
+            nonlocal attempts
+            retrying = AsyncRetrying(
+                retry=retry_if_exception_type(TransientToolError),
+                stop=stop_after_attempt(self.config.retries + 1),
+                wait=wait_exponential(multiplier=self.config.retry_backoff, exp_base=2, max=60),
+                reraise=True,
+            )
+            async for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    return await slot.tool.acall(args)
+
+        task = asyncio.ensure_future(attempt_all())
+        try:
+            done, _ = await asyncio.wait({task}, timeout=slot.timeout)
+        except asyncio.CancelledError:  # the caller gave up: stop the tool too
+            task.cancel()
+            raise
+        if not done:
+            task.cancel()
+            task.add_done_callback(_drop_result)  # may never finish (hung thread, swallowed cancel)
+            error = f"no result within {slot.timeout:g}s; the call was abandoned"
+            return ToolResult(name=name, status=ToolStatus.timeout, error=error, attempts=max(attempts, 1))
+        status, output, error = ToolStatus.ok, "", None
+        try:
+            output = render_output(task.result())
+        except ToolCrashed as e:
+            status, error = ToolStatus.crashed, str(e) or "the tool's backend died"
+        except TransientToolError as e:
+            status, error = ToolStatus.tool_error, f"{e} (gave up after {attempts} attempts)"
+        except ToolError as e:
+            status, error = ToolStatus.tool_error, str(e) or type(e).__name__
+        except Exception as e:  # a bug in the tool: recorded, shown to the model, never raised
+            logger.debug("tool %r raised", name, exc_info=True)
+            status, error = ToolStatus.tool_error, f"{type(e).__name__}: {e}"
+        output, cut = truncate(output, limit)
+        if error is not None:
+            error, _ = truncate(error, limit)
+        return ToolResult(name=name, status=status, output=output, error=error, attempts=attempts, truncated=cut)
+
+    # -- metrics and lifecycle -------------------------------------------------------------
+    def metrics(self) -> dict[str, float]:
+        """Flat metrics since the last :meth:`reset_metrics`: ``tools/<name>/calls``, ``.../latency_p50_s``, ..."""
+        return self._metrics.flat()
+
+    def reset_metrics(self) -> None:
+        self._metrics = ManagerMetrics()
+
+    async def aclose(self) -> None:
+        """Close every tool and stop everything the manager started. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        seen: set[int] = set()
+        for slot in self._slots.values():
+            if id(slot.tool) in seen:
+                continue
+            seen.add(id(slot.tool))
+            try:
+                await slot.tool.aclose()
+            except Exception:
+                logger.warning("closing tool %r failed", slot.tool.name, exc_info=True)
+        for close in reversed(self._closers):
+            await close()
+
+    async def __aenter__(self) -> ToolManager:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _registry_tools(registry: Registry, entries: dict[str, ToolEntry], mcp_tools: dict[str, Tool]) -> dict[str, Tool]:
+    """Configure the registry tools named in the config (MCP tools named there only get overrides)."""
+    tools: dict[str, Tool] = {}
+    for name, entry in entries.items():
+        if name in mcp_tools:
+            if name in registry.tools:
+                raise PluginError(
+                    f"tool {name!r} is both a registry tool ({registry.tools[name].plugin.name}) and an MCP tool; "
+                    'set a "prefix" on the MCP server in the rlfactory.mcp file'
+                )
+            if entry.options or entry.ray_actor:
+                raise ConfigError(f"rlfactory.tools: {name!r} is an MCP tool; 'options' and 'ray_actor' do not apply")
+            continue
+        if name not in registry.tools:
+            raise UnknownNameError("tool", name, {*registry.tools, *mcp_tools})
+        tool = registry.tool(name).configure(entry.options)
+        if entry.ray_actor:
+            from rlfactory_plugins.tools.ray_actor import RayActorTool
+
+            tool = RayActorTool(tool, entry.options)
+        tools[name] = tool
+    return tools

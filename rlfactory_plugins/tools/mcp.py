@@ -1,0 +1,397 @@
+"""MCP servers as tools, through the official ``mcp`` SDK client.
+
+- One session per server per worker process, shared by every trajectory. The session
+  lives in a dedicated long-lived asyncio task (the SDK's anyio cancel scopes must be
+  entered and left in one task); calls from any task use it concurrently.
+- A server that dies is noticed at once (its message stream ends), the calls in flight
+  fail with :class:`ToolCrashed` (status ``crashed``), and the session task starts the
+  server again; later calls wait for the new session.
+- Tools are discovered with ``list_tools`` and exposed under their own names, or
+  ``prefix + name`` when the server sets ``prefix``.
+- Results are rendered to text: text blocks joined, ``structuredContent`` as JSON when
+  there is no text, images/audio/blobs as placeholders, ``isError`` as ``tool_error``.
+- ``env``/``headers`` values are redacted from every error, log line and output.
+- stdio servers are started through :mod:`~rlfactory_plugins.tools.mcp_launcher` (they
+  die with their parent) and carry a marker in their environment, so that an ``atexit``
+  sweep can stop any that :meth:`MCPServers.aclose` did not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import base64
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import mcp_types as types
+import psutil
+from mcp import Client
+from mcp.client.sse import sse_client
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+
+from rlfactory_plugins.errors import PluginError
+from rlfactory_plugins.tools.base import Tool, ToolCrashed, ToolError, ToolSpec
+from rlfactory_plugins.tools.mcp_config import MCPConfig, MCPServerConfig, load_mcp_config, redact
+
+logger = logging.getLogger("rlfactory.mcp")
+
+#: environment variable carrying the owner's marker into every stdio server we start
+MARKER_ENV = "RLFACTORY_MCP_OWNER"
+_RESTART_BACKOFF = (0.05, 5.0)  # first and largest pause between restarts, seconds
+_CONNECTION_ERRORS = (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, OSError)
+
+
+class MCPConnection:
+    """One MCP server and the one session this process keeps to it."""
+
+    def __init__(self, name: str, config: MCPServerConfig, marker: str) -> None:
+        self.name, self.config, self.marker = name, config, marker
+        self.secrets = config.secrets()
+        self.restarts = 0
+        self._client: Client | None = None
+        self._ready = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._dead = asyncio.Event()
+        self._error: str | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._connected_once = False
+        self._stderr_file: Any = None
+
+    # -- the session task ---------------------------------------------------------------
+    def _transport(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        cfg = self.config
+        headers = {k: v.get_secret_value() for k, v in cfg.headers.items()}
+        if cfg.type == "stdio":
+            assert cfg.command is not None
+            env = {k: v.get_secret_value() for k, v in cfg.env.items()}
+            env |= {MARKER_ENV: self.marker, "RLFACTORY_MCP_PARENT": str(os.getpid())}
+            launcher = [sys.executable, "-m", "rlfactory_plugins.tools.mcp_launcher"]
+            params = StdioServerParameters(command=launcher[0], args=[*launcher[1:], cfg.command, *cfg.args],
+                                           env=env, cwd=cfg.cwd)
+            return stdio_client(params, errlog=self._errlog())
+        assert cfg.url is not None
+        if cfg.type == "sse":
+            return sse_client(cfg.url, headers=headers or None)
+        if headers:
+            from mcp.shared._httpx_utils import create_mcp_http_client
+
+            client = create_mcp_http_client(headers=headers)
+            return _owning(client, streamable_http_client(cfg.url, http_client=client))
+        return streamable_http_client(cfg.url)
+
+    def _errlog(self) -> Any:
+        """Where the server's stderr goes: ours (default), nowhere, or appended to a file."""
+        target = self.config.stderr
+        if target == "inherit":
+            return sys.stderr
+        if self._stderr_file is None:
+            self._stderr_file = open(os.devnull if target == "devnull" else target, "a")  # noqa: SIM115
+        return self._stderr_file
+
+    @contextlib.asynccontextmanager
+    async def _watched(self, dead: asyncio.Event) -> AsyncIterator[tuple[Any, Any]]:
+        """The transport's streams, with ``dead`` set as soon as the server's side ends."""
+        async with self._transport() as (read, write):
+            send, receive = anyio.create_memory_object_stream[Any](16)
+
+            async def pump() -> None:
+                try:
+                    async with send:
+                        while True:
+                            await send.send(await read.receive())
+                except (anyio.EndOfStream, *_CONNECTION_ERRORS):
+                    pass
+                finally:
+                    self._mark_dead(dead)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(pump)
+                try:
+                    yield receive, write
+                finally:
+                    tg.cancel_scope.cancel()
+
+    async def _run(self) -> None:
+        pause = _RESTART_BACKOFF[0]
+        while not self._stop.is_set():
+            dead = self._dead = asyncio.Event()
+            try:
+                async with Client(_Streams(self._watched(dead)), mode="auto", cache=None) as client:
+                    self._client, self._error, self._connected_once = client, None, True
+                    pause = _RESTART_BACKOFF[0]
+                    self._ready.set()
+                    await _first(dead.wait(), self._stop.wait())
+            except Exception as e:  # the server would not start, or the session broke
+                self._error = self.redact(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
+                logger.warning("MCP server %r (%s): %s", self.name, self.redact(self.config.describe()), self._error)
+            finally:
+                self._client = None
+                self._ready.clear()
+            if self._stop.is_set() or not self._connected_once:
+                return
+            self.restarts += 1
+            logger.warning("MCP server %r stopped; restarting it (restart #%d)", self.name, self.restarts)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), pause)
+            pause = min(pause * 2, _RESTART_BACKOFF[1])
+
+    def _mark_dead(self, dead: asyncio.Event) -> None:
+        """The session behind ``dead`` is gone: new calls wait for the next one."""
+        dead.set()
+        if dead is self._dead:
+            self._client = None
+            self._ready.clear()
+
+    # -- public ---------------------------------------------------------------------------
+    def redact(self, text: str) -> str:
+        return redact(text, self.secrets)
+
+    async def start(self) -> list[types.Tool]:
+        """Start the server, wait for the session, list its tools. Raises PluginError if it fails."""
+        cfg = self.config
+        if cfg.command and shutil.which(cfg.command, path=None) is None and not Path(cfg.command).exists():
+            raise PluginError(f"MCP server {self.name!r}: command {cfg.command!r} not found; install it or fix 'command'")
+        self._task = asyncio.create_task(self._run(), name=f"rlfactory-mcp-{self.name}")
+        ready = asyncio.ensure_future(self._ready.wait())
+        done, _ = await asyncio.wait({ready, self._task}, timeout=cfg.startup_timeout, return_when="FIRST_COMPLETED")
+        ready.cancel()
+        if not self._ready.is_set():
+            await self.aclose()
+            why = self._error or f"no session within startup_timeout={cfg.startup_timeout:g}s"
+            raise PluginError(f"MCP server {self.name!r} ({self.redact(cfg.describe())}) failed to start: {why}")
+        try:
+            return await self.list_tools()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def _session(self) -> Client:
+        """The live session; waits while the server restarts, fails fast while it cannot start."""
+        while self._client is None:
+            if self._stop.is_set():
+                raise ToolCrashed(f"MCP server {self.name!r} is shut down")
+            if self._error is not None:
+                raise ToolCrashed(f"MCP server {self.name!r} is unavailable ({self._error}); retrying in the background")
+            await self._ready.wait()
+        return self._client
+
+    async def list_tools(self) -> list[types.Tool]:
+        client = await self._session()
+        tools: list[types.Tool] = []
+        cursor = None
+        for _ in range(1000):
+            page = await client.session.list_tools(params=types.PaginatedRequestParams(cursor=cursor) if cursor else None)
+            tools.extend(page.tools)
+            cursor = page.next_cursor
+            if not cursor:
+                break
+        return tools
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
+        client = await self._session()
+        dead = self._dead
+        try:
+            return await client.call_tool(name, arguments)
+        except MCPError as e:
+            if dead.is_set() or e.code == types.CONNECTION_CLOSED:
+                self._mark_dead(dead)
+                raise ToolCrashed(f"MCP server {self.name!r} died during the call; it is being restarted") from None
+            raise ToolError(self.redact(f"MCP error {e.code}: {e}")) from None
+        except _CONNECTION_ERRORS as e:
+            self._mark_dead(dead)
+            raise ToolCrashed(self.redact(f"lost the connection to MCP server {self.name!r}: {e!r}")) from None
+
+    async def aclose(self) -> None:
+        self._stop.set()
+        if self._task is not None and not self._task.done():
+            await asyncio.wait({self._task}, timeout=10)
+            if not self._task.done():
+                self._task.cancel()
+        if self._stderr_file is not None:
+            self._stderr_file.close()
+            self._stderr_file = None
+
+
+class _Streams:
+    """Adapts an async-context-manager factory result to the SDK's ``Transport`` protocol."""
+
+    def __init__(self, cm: contextlib.AbstractAsyncContextManager[Any]) -> None:
+        self._cm = cm
+
+    async def __aenter__(self) -> Any:
+        return await self._cm.__aenter__()
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        return await self._cm.__aexit__(*exc)
+
+
+@contextlib.asynccontextmanager
+async def _owning(client: Any, transport: contextlib.AbstractAsyncContextManager[Any]) -> AsyncIterator[Any]:
+    async with client, transport as streams:
+        yield streams
+
+
+async def _first(*aws: Any) -> None:
+    """Wait until the first of ``aws`` finishes; cancel the rest."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when="FIRST_COMPLETED")
+    finally:
+        for t in tasks:
+            t.cancel()
+
+
+# -- rendering -------------------------------------------------------------------------------
+def _nbytes(data: str) -> int:
+    try:
+        return len(base64.b64decode(data, validate=False))
+    except (ValueError, TypeError):
+        return len(data)
+
+
+def render_block(block: Any) -> str:
+    if isinstance(block, types.TextContent):
+        return block.text
+    if isinstance(block, types.ImageContent | types.AudioContent):
+        return f"[{block.type}: {block.mime_type}, {_nbytes(block.data)} bytes]"
+    if isinstance(block, types.ResourceLink):
+        return f"[resource: {block.uri}]"
+    if isinstance(block, types.EmbeddedResource):
+        res = block.resource
+        if isinstance(res, types.TextResourceContents):
+            return res.text
+        return f"[resource: {res.uri}, {res.mime_type or 'application/octet-stream'}, {_nbytes(res.blob)} bytes]"
+    return f"[{getattr(block, 'type', type(block).__name__)} content]"
+
+
+def render_result(result: types.CallToolResult) -> str:
+    """Observation text of an MCP tool result (text joined; structuredContent as JSON if no text)."""
+    parts = [render_block(b) for b in result.content]
+    has_text = any(isinstance(b, types.TextContent | types.EmbeddedResource) for b in result.content)
+    if result.structured_content is not None and not has_text:
+        parts.insert(0, json.dumps(result.structured_content, ensure_ascii=False, default=str))
+    return "\n".join(parts)
+
+
+class MCPTool(Tool):
+    """One tool of an MCP server; calls go through the server's shared session."""
+
+    def __init__(self, connection: MCPConnection, remote: types.Tool, prefix: str = "") -> None:
+        parameters = remote.input_schema or {"type": "object", "properties": {}}
+        super().__init__(ToolSpec(name=prefix + remote.name, description=remote.description or "", parameters=parameters))
+        self.connection, self.remote_name = connection, remote.name
+        self.timeout = connection.config.timeout
+        self.max_concurrency = connection.config.max_concurrency
+
+    async def acall(self, arguments: dict[str, Any]) -> str:
+        result = await self.connection.call_tool(self.remote_name, arguments)
+        text = self.connection.redact(render_result(result))
+        if result.is_error:
+            raise ToolError(text or "the MCP tool reported an error")
+        return text
+
+
+class MCPServers:
+    """Every MCP server of one ``mcpServers`` file, started together and stopped together."""
+
+    def __init__(self, config: MCPConfig) -> None:
+        self.config = config
+        self.marker = f"{os.getpid()}-{uuid.uuid4().hex}"
+        self.connections = {name: MCPConnection(name, cfg, self.marker) for name, cfg in config.enabled().items()}
+        self._tools: dict[str, MCPTool] = {}
+        self._closed = False
+        _live_markers.add(self.marker)
+
+    @classmethod
+    async def from_file(cls, path: str | Path) -> MCPServers:
+        return await cls.start(load_mcp_config(path))
+
+    @classmethod
+    async def start(cls, config: MCPConfig) -> MCPServers:
+        """Start every enabled server concurrently and discover their tools."""
+        servers = cls(config)
+        names = list(servers.connections)
+        results = await asyncio.gather(*(servers.connections[n].start() for n in names), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            await servers.aclose()
+            raise failed[0]
+        try:
+            for name, remote_tools in zip(names, results, strict=True):
+                servers._add_tools(servers.connections[name], remote_tools)
+        except BaseException:
+            await servers.aclose()
+            raise
+        return servers
+
+    def _add_tools(self, conn: MCPConnection, remote_tools: list[types.Tool]) -> None:
+        wanted = conn.config.tools
+        for remote in remote_tools:
+            if wanted is not None and remote.name not in wanted:
+                continue
+            try:
+                tool = MCPTool(conn, remote, conn.config.prefix)
+            except PluginError as e:
+                logger.warning("MCP server %r: skipping tool: %s", conn.name, e)
+                continue
+            if tool.name in self._tools:
+                other = self._tools[tool.name].connection.name
+                raise PluginError(
+                    f"MCP tool {tool.name!r} is offered by servers {other!r} and {conn.name!r}; "
+                    f'set "prefix" on one of them (e.g. "prefix": "{conn.name}.")'
+                )
+            self._tools[tool.name] = tool
+        missing = sorted(set(wanted or ()) - {t.remote_name for t in self._tools.values() if t.connection is conn})
+        if missing:
+            offered = ", ".join(sorted(t.name for t in remote_tools))
+            raise PluginError(f"MCP server {conn.name!r} has no tool {missing[0]!r} (it offers: {offered})")
+
+    def tools(self) -> dict[str, Tool]:
+        return dict(self._tools)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.gather(*(c.aclose() for c in self.connections.values()))
+        kill_marked(self.marker)  # anything the SDK's shutdown left behind
+        _live_markers.discard(self.marker)
+
+
+# -- last-resort cleanup ----------------------------------------------------------------------
+_live_markers: set[str] = set()
+
+
+def kill_marked(marker: str, timeout: float = 3.0) -> list[int]:
+    """Terminate (then kill) our descendants started with ``marker`` in their environment."""
+    procs = []
+    for proc in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if proc.environ().get(MARKER_ENV) == marker:
+                procs.append(proc)
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    return [p.pid for p in procs]
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for marker in list(_live_markers):
+        kill_marked(marker, timeout=1.0)
