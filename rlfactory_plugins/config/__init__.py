@@ -107,5 +107,11 @@ def check_names(cfg: RLFactoryConfig) -> None:
     registry.parser(cfg.parser)
     for entry in cfg.rewards:
         registry.reward(entry.name).parse_options(entry.options)
+    if cfg.mcp:  # MCP servers name their tools only once started: ToolManager.from_config checks those
+        from rlfactory_plugins.tools.mcp_config import load_mcp_config
+
+        load_mcp_config(cfg.mcp)
     for entry in cfg.tools:
+        if cfg.mcp and entry.name not in registry.tools:
+            continue
         registry.tool(entry.name).configure(entry.options)
