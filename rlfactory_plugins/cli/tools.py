@@ -1,9 +1,14 @@
-"""``rlfactory tools``: list tools and call one outside training."""
+"""``rlfactory tools``: list tools and call one outside training, through the ToolManager.
+
+``--mcp servers.json`` adds the tools of the servers in an ``mcpServers`` file (started
+for the command and stopped after it); registry tools stay listed and callable.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import typer
 
@@ -11,21 +16,62 @@ from rlfactory_plugins.errors import RLFactoryError
 
 app = typer.Typer(help="List tools and run one outside training.", no_args_is_help=True)
 
+MCP_OPTION = typer.Option(None, "--mcp", help="an mcpServers JSON/YAML file whose tools to add")
 
-@app.command("list")
-def list_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
-    """List registered tools with their JSON schemas."""
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def _json_object(text: str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise _fail(f"bad {what} {text!r}: not JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise _fail(f"bad {what} {text!r}: expected a JSON object like '{{\"key\": 1}}'")
+    return value
+
+
+async def _manager(mcp: str | None, name: str | None = None, options: dict[str, Any] | None = None) -> Any:
+    """A manager with every registry tool (``name`` configured with ``options``) plus the MCP tools."""
+    from rlfactory_plugins.config import RLFactoryConfig, ToolEntry
     from rlfactory_plugins.plugins import get_registry
+    from rlfactory_plugins.tools.manager import ToolManager
 
     registry = get_registry()
-    schemas = [r.obj.spec.openai_schema() for r in registry.tools.values()]
+    if options and name not in registry.tools:
+        raise _fail(f"--options applies to registry tools only; {name!r} is not one")
+    entries = [ToolEntry(name=n, options=(options or {}) if n == name else {}) for n in registry.tools]
+    return await ToolManager.from_config(RLFactoryConfig(tools=entries, mcp=mcp), registry)
+
+
+def _run(coro: Any) -> Any:
+    try:
+        return asyncio.run(coro)
+    except RLFactoryError as e:
+        raise _fail(str(e)) from None
+
+
+@app.command("list")
+def list_cmd(mcp: str = MCP_OPTION, as_json: bool = typer.Option(False, "--json")) -> None:
+    """List the tools with their JSON schemas."""
+
+    async def specs() -> list[Any]:
+        manager = await _manager(mcp)
+        async with manager:
+            return manager.specs()
+
+    tools = _run(specs())
     if as_json:
-        typer.echo(json.dumps(schemas, indent=2))
+        typer.echo(json.dumps([t.openai_schema() for t in tools], indent=2))
         return
-    for name, entry in sorted(registry.tools.items()):
-        typer.echo(f"{name}  ({entry.plugin.distribution or entry.plugin.name})")
-        typer.echo(f"    {entry.obj.spec.description.splitlines()[0] if entry.obj.spec.description else ''}")
-        typer.echo(f"    parameters: {json.dumps(entry.obj.spec.parameters)}")
+    for spec in tools:
+        typer.echo(spec.name)
+        if spec.description:
+            typer.echo(f"    {spec.description.splitlines()[0]}")
+        typer.echo(f"    parameters: {json.dumps(spec.parameters)}")
 
 
 @app.command("call")
@@ -33,22 +79,22 @@ def call_cmd(
     name: str = typer.Argument(..., help="tool name"),
     args: str = typer.Argument("{}", help="JSON object of arguments"),
     options: str = typer.Option("{}", "--options", help="JSON object of tool options (as in rlfactory.tools[].options)"),
+    mcp: str = MCP_OPTION,
 ) -> None:
-    """Run one tool and print the observation the model would see."""
-    from rlfactory_plugins.plugins import get_registry
-    from rlfactory_plugins.tools.base import render_output
+    """Run one tool through the ToolManager and print the observation the model would see.
 
-    try:
-        arguments = json.loads(args)
-        if not isinstance(arguments, dict):
-            raise ValueError("arguments must be a JSON object")
-    except ValueError as e:
-        typer.secho(f"bad arguments {args!r}: {e}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
-    try:
-        t = get_registry().tool(name).configure(json.loads(options))
-        out = asyncio.run(t.acall(arguments))
-    except RLFactoryError as e:
-        typer.secho(str(e), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
-    typer.echo(render_output(out))
+    Exits 1 when the call does not succeed (unknown tool, bad arguments, timeout, tool error)
+    and 2 when the setup fails (bad JSON, bad options, an MCP server that does not start).
+    """
+    arguments = _json_object(args, "arguments")
+    opts = _json_object(options, "--options")
+
+    async def call() -> Any:
+        manager = await _manager(mcp, name, opts)
+        async with manager:
+            return await manager.call(name, arguments)
+
+    result = _run(call())
+    if not result.ok:
+        raise _fail(result.render(), 1)
+    typer.echo(result.render())
