@@ -279,8 +279,8 @@ class HFRolloutServer:
         """Copy the trainer's (HF-named) tensors into the model; return how many were loaded."""
         if self.model is None:
             raise CPUBackendError("load_weights() called before launch_server()")
-        params = dict(self.model.named_parameters())
-        params.update(dict(self.model.named_buffers()))
+        # state_dict(keep_vars=True) also lists tied aliases such as lm_head.weight.
+        params = dict(self.model.state_dict(keep_vars=True))
         unknown = [name for name, _ in named_tensors if name not in params]
         if unknown:
             raise CPUBackendError(
