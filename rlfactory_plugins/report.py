@@ -1,0 +1,362 @@
+"""The report of a training run: curves and sample trajectories as ``report.png`` + ``report.html``.
+
+A run directory (``runs/<name>/``) holds ``metrics.jsonl`` (verl's ``file`` logger: one
+``{"step": n, "data": {...}}`` line per step; flat ``{"step": n, ...}`` lines work too,
+and every other ``*metrics*.jsonl`` in the directory is merged in) and ``trajectories/``
+(``*.jsonl`` dumps of :class:`~rlfactory_plugins.trajectory.Trajectory`, with ``step``).
+
+:func:`load_run` reads both; per-step tool counts come from the trajectories, so the
+tool panel does not depend on which counters the logger kept. :func:`write_report`
+draws reward (total and each ``reward/<part>``), tool calls and tool errors, response
+length, and three sample trajectories with their tool calls. ``rlfactory report RUN_DIR``
+is the command line.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rlfactory_plugins.errors import RLFactoryError
+from rlfactory_plugins.trajectory import Trajectory
+
+__all__ = ["RunData", "ReportError", "load_run", "summarize", "write_report"]
+
+#: keys that hold the mean total reward of a step, most specific first
+TOTAL_KEYS = ("reward/total/mean", "reward/total", "critic/score/mean")
+RESPONSE_LENGTH_KEYS = ("response_length/mean", "response/length/mean")
+_PART = re.compile(r"^reward/(?P<part>[^/]+)(?:/mean)?$")
+_NOT_PARTS = {"total", "per_turn", "deadline_override"}
+#: reward fields a trajectory dump may carry (the dump's own, not the Trajectory model's)
+_TRAJ_REWARD_KEYS = ("reward", "score", "reward/total")
+
+
+class ReportError(RLFactoryError):
+    """A run directory without the files a report needs."""
+
+
+@dataclass
+class SampleTrajectory:
+    step: int | None
+    reward: float | None
+    trajectory: Trajectory
+
+
+@dataclass
+class RunData:
+    run_dir: Path
+    metrics: dict[int, dict[str, float]] = field(default_factory=dict)
+    samples: list[SampleTrajectory] = field(default_factory=list)
+
+    @property
+    def steps(self) -> list[int]:
+        return sorted(self.metrics)
+
+    def series(self, key: str) -> list[float]:
+        """Values of ``key`` per step (NaN where a step lacks it)."""
+        return [self.metrics[s].get(key, math.nan) for s in self.steps]
+
+    def first_key(self, keys: tuple[str, ...]) -> str | None:
+        present = {k for row in self.metrics.values() for k in row}
+        return next((k for k in keys if k in present), None)
+
+    def reward_parts(self) -> list[str]:
+        """``reward/<part>`` keys (or their ``/mean``), one per part."""
+        present = sorted({k for row in self.metrics.values() for k in row})
+        parts: dict[str, str] = {}
+        for key in present:
+            m = _PART.match(key)
+            if m and m["part"] not in _NOT_PARTS:
+                parts.setdefault(m["part"], key)
+        return [parts[p] for p in sorted(parts)]
+
+
+# -- loading -----------------------------------------------------------------------
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def read_metrics_file(path: Path) -> dict[int, dict[str, float]]:
+    """Numeric metrics per step from one JSONL file (verl file-logger rows or flat rows)."""
+    out: dict[int, dict[str, float]] = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ReportError(f"{path}:{n} is not JSON ({e}); metrics files hold one JSON object per line") from None
+        if "step" not in row:
+            raise ReportError(f"{path}:{n} has no 'step' key; expected {{'step': n, 'data': {{...}}}} or flat rows")
+        data = row["data"] if isinstance(row.get("data"), dict) else row
+        values = {k: v for k, v in ((k, _number(v)) for k, v in data.items() if k != "step") if v is not None}
+        out.setdefault(int(row["step"]), {}).update(values)
+    return out
+
+
+def read_trajectories(folder: Path) -> list[tuple[dict[str, Any], Trajectory]]:
+    """Every dumped trajectory under ``folder`` (``*.jsonl``), with its raw row."""
+    rows = []
+    for path in sorted(folder.rglob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            if line.strip():
+                raw = json.loads(line)
+                rows.append((raw, Trajectory.model_validate(raw.get("trajectory", raw))))
+    return rows
+
+
+def _dump_reward(raw: dict[str, Any]) -> float | None:
+    for key in _TRAJ_REWARD_KEYS:
+        value = raw.get(key)
+        if isinstance(value, dict):
+            value = value.get("total", value.get("score"))
+        if _number(value) is not None:
+            return float(value)
+    return None
+
+
+def trajectory_metrics(rows: list[tuple[dict[str, Any], Trajectory]]) -> dict[int, dict[str, float]]:
+    """Per-step means over dumped trajectories: ``traj/tool_calls``, ``traj/tool_errors``, ..."""
+    by_step: dict[int, list[tuple[dict[str, Any], Trajectory]]] = {}
+    for raw, traj in rows:
+        if traj.step is not None:
+            by_step.setdefault(int(traj.step), []).append((raw, traj))
+    out: dict[int, dict[str, float]] = {}
+    for step, group in by_step.items():
+        calls = [len(t.tool_calls) for _, t in group]
+        errors = [sum(not c.ok for c in t.tool_calls) for _, t in group]
+        n_calls = sum(calls)
+        row = {
+            "traj/count": float(len(group)),
+            "traj/tool_calls": statistics.fmean(calls),
+            "traj/tool_errors": statistics.fmean(errors),
+            "traj/tool_success_rate": (n_calls - sum(errors)) / n_calls if n_calls else math.nan,
+            "traj/answered": statistics.fmean(float(t.final_answer is not None) for _, t in group),
+        }
+        rewards = [r for r in (_dump_reward(raw) for raw, _ in group) if r is not None]
+        if rewards:
+            row["traj/reward"] = statistics.fmean(rewards)
+        out[step] = row
+    return out
+
+
+def _samples(rows: list[tuple[dict[str, Any], Trajectory]], k: int = 3) -> list[SampleTrajectory]:
+    """``k`` trajectories to show: one from the first step, the rest from the last (best first)."""
+    stepped = [(raw, t) for raw, t in rows if t.step is not None] or rows
+    if not stepped:
+        return []
+    first_step = min((t.step or 0) for _, t in stepped)
+    last_step = max((t.step or 0) for _, t in stepped)
+
+    def sample(raw: dict[str, Any], t: Trajectory) -> SampleTrajectory:
+        return SampleTrajectory(t.step, _dump_reward(raw), t)
+
+    picked = [sample(*next((r, t) for r, t in stepped if (t.step or 0) == first_step))]
+    last = [sample(r, t) for r, t in stepped if (t.step or 0) == last_step and t is not picked[0].trajectory]
+    last.sort(key=lambda s: (s.reward is None, -(s.reward or 0.0), -len(s.trajectory.tool_calls)))
+    return picked + last[: k - 1]
+
+
+def load_run(run_dir: str | Path) -> RunData:
+    """Metrics (all ``*metrics*.jsonl``) and trajectories (``trajectories/``) of a run directory."""
+    root = Path(run_dir)
+    if not root.is_dir():
+        raise ReportError(f"run directory {str(root)!r} does not exist; pass the folder a run wrote (e.g. runs/demo)")
+    run = RunData(root)
+    files = sorted(root.glob("*metrics*.jsonl"))
+    for path in files:
+        for step, values in read_metrics_file(path).items():
+            run.metrics.setdefault(step, {}).update(values)
+    traj_dir = root / "trajectories"
+    rows = read_trajectories(traj_dir) if traj_dir.is_dir() else []
+    for step, values in trajectory_metrics(rows).items():
+        run.metrics.setdefault(step, {}).update(values)
+    run.samples = _samples(rows)
+    if not run.metrics:
+        raise ReportError(
+            f"no metrics in {root}: expected metrics.jsonl (verl's file logger, trainer.logger=[console,file] "
+            f"with VERL_FILE_LOGGER_PATH={root}/metrics.jsonl) or trajectory dumps in {traj_dir}"
+        )
+    return run
+
+
+# -- summary -----------------------------------------------------------------------
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return statistics.fmean(finite) if finite else math.nan
+
+
+def summarize(run: RunData, window: int = 5) -> dict[str, Any]:
+    """Headline figures: steps, mean total reward over the first/last ``window`` steps, tool success."""
+    total_key = run.first_key(TOTAL_KEYS)
+    total = run.series(total_key) if total_key else []
+    success = run.series("traj/tool_success_rate")
+    calls = run.series("traj/tool_calls")
+    out: dict[str, Any] = {
+        "steps": len(run.steps),
+        "reward_key": total_key,
+        "reward_first": _mean(total[:window]),
+        "reward_last": _mean(total[-window:]),
+        "tool_calls_last": _mean(calls[-window:]),
+        "tool_success_last": _mean(success[-window:]),
+    }
+    for key in run.reward_parts():
+        values = run.series(key)
+        out[f"{key}_first"], out[f"{key}_last"] = _mean(values[:window]), _mean(values[-window:])
+    out["reward_gain"] = out["reward_last"] - out["reward_first"]
+    return out
+
+
+# -- rendering ---------------------------------------------------------------------
+
+
+def render_trajectory(sample: SampleTrajectory, width: int = 100) -> str:
+    """Plain-text transcript: question, each turn's text, its tool calls and results, answer."""
+    t = sample.trajectory
+    question = next((m.get("content", "") for m in reversed(t.prompt) if m.get("role") == "user"), "")
+    reward = "n/a" if sample.reward is None else f"{sample.reward:.2f}"
+    lines = [f"step {sample.step}  reward {reward}  stop {t.stop_reason}  gold {t.ground_truth}", f"Q: {question}"]
+    for turn in t.turns:
+        text = re.sub(r"<tool_call>.*?</tool_call>", "", turn.assistant_text, flags=re.DOTALL).strip()
+        if text:
+            lines.append(f"[{turn.index}] assistant: {text}")
+        for call in turn.tool_calls:
+            if call.parse_error is not None:
+                lines.append(f"[{turn.index}] call (unparsed): {call.raw.strip()}  -> {call.parse_error}")
+                continue
+            lines.append(f"[{turn.index}] call {call.name}({json.dumps(call.arguments, ensure_ascii=False)})")
+            if call.result is not None:
+                status = call.result.status.value
+                lines.append(f"    -> {status}: {call.result.render().strip()}")
+    lines.append(f"answer: {t.final_answer}")
+    return "\n".join(_wrap(line, width) for line in lines)
+
+
+def _wrap(line: str, width: int) -> str:
+    line = " ".join(line.split()) if len(line) > width else line
+    return "\n    ".join(line[i : i + width] for i in range(0, max(len(line), 1), width))
+
+
+def _plot(ax: Any, steps: list[int], values: list[float], label: str, **kw: Any) -> bool:
+    if all(math.isnan(v) for v in values):
+        return False
+    ax.plot(steps, values, marker="o", markersize=3, label=label, **kw)
+    return True
+
+
+def _legend(ax: Any) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="best")
+
+
+def render_png(run: RunData, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = run.steps
+    fig = plt.figure(figsize=(14, 12), dpi=80)
+    grid = fig.add_gridspec(3, 3, height_ratios=[1.0, 1.0, 1.35])
+    ax_reward = fig.add_subplot(grid[0, :2])
+    total_key = run.first_key(TOTAL_KEYS)
+    if total_key:
+        _plot(ax_reward, steps, run.series(total_key), f"total ({total_key})", linewidth=2.5, color="black")
+    for key in run.reward_parts():
+        _plot(ax_reward, steps, run.series(key), key)
+    ax_reward.set(title="reward per step", xlabel="step", ylabel="mean over trajectories")
+    _legend(ax_reward)
+
+    ax_sum = fig.add_subplot(grid[0, 2])
+    ax_sum.axis("off")
+    s = summarize(run)
+    text = [f"run: {run.run_dir.name}", f"steps: {s['steps']}"]
+    text += [f"reward first 5: {s['reward_first']:.3f}", f"reward last 5:  {s['reward_last']:.3f}"]
+    text += [f"gain: {s['reward_gain']:+.3f}", f"tool calls/traj (last 5): {s['tool_calls_last']:.2f}"]
+    text += [f"tool success (last 5): {s['tool_success_last']:.2f}"]
+    ax_sum.text(0.0, 1.0, "\n".join(text), va="top", family="monospace", fontsize=11)
+
+    ax_tools = fig.add_subplot(grid[1, 0])
+    _plot(ax_tools, steps, run.series("traj/tool_calls"), "calls / trajectory")
+    _plot(ax_tools, steps, run.series("traj/tool_errors"), "errors / trajectory", color="tab:red")
+    ax_tools.set(title="tool calls", xlabel="step")
+    _legend(ax_tools)
+
+    ax_rate = fig.add_subplot(grid[1, 1])
+    _plot(ax_rate, steps, run.series("traj/tool_success_rate"), "tool success rate")
+    _plot(ax_rate, steps, run.series("traj/answered"), "answered", color="tab:green")
+    ax_rate.set(title="tool success / answered", xlabel="step", ylim=(-0.05, 1.05))
+    _legend(ax_rate)
+
+    ax_len = fig.add_subplot(grid[1, 2])
+    length_key = run.first_key(RESPONSE_LENGTH_KEYS)
+    if length_key:
+        _plot(ax_len, steps, run.series(length_key), length_key)
+    if run.first_key(("num_turns/mean",)):
+        ax_turns = ax_len.twinx()
+        _plot(ax_turns, steps, run.series("num_turns/mean"), "turns", color="tab:purple")
+        ax_turns.set_ylabel("turns (purple)")
+    ax_len.set(title="response length (tokens)", xlabel="step")
+
+    for i, sample in enumerate(run.samples[:3]):
+        ax = fig.add_subplot(grid[2, i])
+        ax.axis("off")
+        ax.set_title(f"sample {i + 1}", fontsize=10, loc="left")
+        body = render_trajectory(sample, width=46)
+        body = "\n".join(body.splitlines()[:22])
+        ax.text(0.0, 1.0, body, va="top", family="monospace", fontsize=7.5, wrap=False)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def render_html(run: RunData, png: Path, path: Path) -> Path:
+    s = summarize(run)
+    rows = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td></tr>" if isinstance(v, float) else
+        f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
+        for k, v in s.items()
+    )
+    samples = "".join(f"<pre>{html.escape(render_trajectory(sample))}</pre>" for sample in run.samples)
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>rlfactory report: {html.escape(run.run_dir.name)}"
+        "</title><style>body{font-family:sans-serif;max-width:1200px;margin:auto}pre{background:#f4f4f4;"
+        "padding:8px;white-space:pre-wrap}td{padding:2px 12px}</style></head><body>"
+        f"<h1>rlfactory report: {html.escape(run.run_dir.name)}</h1><img src='{html.escape(png.name)}' width='100%'>"
+        f"<h2>summary</h2><table>{rows}</table><h2>sample trajectories</h2>{samples}</body></html>\n"
+    )
+    path.write_text(page)
+    return path
+
+
+@dataclass
+class ReportPaths:
+    png: Path
+    html: Path
+    summary: dict[str, Any]
+
+
+def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> ReportPaths:
+    """Write ``report.png`` and ``report.html`` (default: into the run directory)."""
+    run = load_run(run_dir)
+    out = Path(out_dir) if out_dir is not None else run.run_dir
+    out.mkdir(parents=True, exist_ok=True)
+    png = render_png(run, out / "report.png")
+    page = render_html(run, png, out / "report.html")
+    return ReportPaths(png, page, summarize(run))
