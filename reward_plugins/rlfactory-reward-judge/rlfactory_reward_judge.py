@@ -79,7 +79,7 @@ class JudgeOptions(BaseModel):
 
 
 _NUM = r"(-?\d+(?:\.\d+)?)"
-_SCORE_RE = re.compile(rf"score\W{{0,3}}{_NUM}(?:\s*/\s*{_NUM})?", re.IGNORECASE)
+_SCORE_RE = re.compile(rf"score[\s:=*\"'_]{{0,8}}{_NUM}(?:\s*/\s*{_NUM})?", re.IGNORECASE)
 _BARE_RE = re.compile(rf"^\s*{_NUM}(?:\s*/\s*{_NUM})?\s*\.?\s*$")
 
 
@@ -100,7 +100,7 @@ def parse_score(text: str, max_score: float = 10.0) -> float:
     if isinstance(value, int | float):
         num, den = float(value), None
     else:
-        match = _SCORE_RE.search(str(value) if value is not None else text) or _BARE_RE.match(text)
+        match = _BARE_RE.match(value) if isinstance(value, str) else _SCORE_RE.search(text) or _BARE_RE.match(text)
         if not match:
             raise JudgeError(f"no score in judge reply {text[:120]!r}")
         num, den = float(match.group(1)), float(match.group(2)) if match.group(2) else None

@@ -30,13 +30,20 @@ class MathOptions(BaseModel):
     strict: bool = True
 
 
-def equivalent(prediction: str, golds: list[str], float_rounding: int = 6, strict: bool = True) -> bool:
-    parsed = parse(prediction, parsing_timeout=None)
+def _as_math(text: str, whole: bool) -> list:
+    """Parse ``text``; a bare answer (``whole``, e.g. from ``<answer>``) is read as one LaTeX formula."""
+    if whole and "$" not in text and "\\boxed" not in text and "\\(" not in text:
+        text = f"${text}$"
+    return parse(text, parsing_timeout=None)
+
+
+def equivalent(prediction: str, golds: list[str], float_rounding: int = 6, strict: bool = True,
+               whole: bool = True) -> bool:
+    parsed = _as_math(prediction, whole)
     if not parsed:
         return False
     return any(
-        verify(parse(g, parsing_timeout=None), parsed, float_rounding=float_rounding, strict=strict,
-               timeout_seconds=None)
+        verify(_as_math(g, True), parsed, float_rounding=float_rounding, strict=strict, timeout_seconds=None)
         for g in golds
     )
 
@@ -44,9 +51,10 @@ def equivalent(prediction: str, golds: list[str], float_rounding: int = 6, stric
 @reward(name="math_equiv", options=MathOptions)
 def math_equiv(trajectory: Trajectory, tag: str = "answer", float_rounding: int = 6, strict: bool = True) -> float:
     """1 if the answer equals a ground-truth answer mathematically (math-verify), else 0."""
-    prediction = answer_text(trajectory, tag) or trajectory.last_assistant_text() or trajectory.response_text
-    return float(bool(prediction) and equivalent(prediction, gold_answers(trajectory.ground_truth), float_rounding,
-                                                 strict))
+    answer = answer_text(trajectory, tag)
+    prediction = answer or trajectory.last_assistant_text() or trajectory.response_text
+    golds = gold_answers(trajectory.ground_truth)
+    return float(bool(prediction) and equivalent(prediction, golds, float_rounding, strict, whole=answer is not None))
 
 
 @hookimpl
