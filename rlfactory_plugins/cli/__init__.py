@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from rlfactory_plugins.cli import check_config, doctor, plugins, report, tools
+from rlfactory_plugins.cli import check_config, doctor, plugins, report, rewards, tools
 
 app = typer.Typer(
     name="rlfactory",
@@ -20,6 +20,7 @@ app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )(check_config.check_config_cmd)
 app.add_typer(tools.app, name="tools")
+app.add_typer(rewards.app, name="rewards")
 app.command("report")(report.report_cmd)
 
 

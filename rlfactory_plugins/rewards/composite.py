@@ -163,6 +163,11 @@ class CompositeReward:
             total = float(self.reward_on_deadline)  # type: ignore[arg-type]
         return CompositeScore(total=total, parts=parts, per_turn=_combine_per_turn(parts), deadline_override=override)
 
+    async def aclose(self) -> None:
+        """Close every part's reward (HTTP sessions) on the running loop."""
+        for reward in {id(p.reward): p.reward for p in self.parts}.values():
+            await reward.aclose()
+
     async def score_many(self, trajectories: list[Trajectory]) -> list[CompositeScore]:
         """Score trajectories concurrently (rewards that batch, like the judge, coalesce them)."""
         return list(await asyncio.gather(*(self.score(t) for t in trajectories)))
