@@ -21,6 +21,10 @@ class ToolCallRecord(BaseModel):
     parse_error: str | None = None
     """Set when the call could not be parsed (bad JSON, missing name); no tool ran."""
     result: ToolResult | None = None
+    repaired: bool = False
+    """The call was almost-JSON and was repaired (json-repair) before it ran."""
+    over_limit: bool = False
+    """Valid, but beyond ``rollout.max_calls_per_turn``: not run, the model saw an error."""
 
     @property
     def ok(self) -> bool:
@@ -30,6 +34,8 @@ class ToolCallRecord(BaseModel):
     def error_kind(self) -> str | None:
         if self.parse_error is not None:
             return "parse_error"
+        if self.over_limit:
+            return "over_limit"
         if self.result is None:
             return "not_run"
         return None if self.result.ok else self.result.status.value

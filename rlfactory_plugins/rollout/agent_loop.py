@@ -1,0 +1,99 @@
+"""The ``rlfactory_agent`` verl agent loop (``actor_rollout_ref.rollout.agent.default_agent_loop``).
+
+verl builds one object per trajectory; everything shared lives in
+:mod:`rlfactory_plugins.runtime`. ``run`` renders the prompt (with the tool schemas
+when the parser wants them), runs the multi-turn :class:`~rlfactory_plugins.rollout.episode.Episode`
+and returns verl's ``AgentLoopOutput`` with the trajectory record in
+``extra_fields["rlfactory_trajectory"]`` (read by the ``rlfactory`` reward manager)
+and its numbers in ``extra_fields["rlfactory_stats"]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import uuid4
+
+from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopMetrics, AgentLoopOutput, register
+
+from rlfactory_plugins.errors import ConfigError
+from rlfactory_plugins.rollout.episode import Episode
+from rlfactory_plugins.rollout.metrics import trajectory_stats
+from rlfactory_plugins.runtime import get_runtime, section_config
+from rlfactory_plugins.trajectory import Trajectory
+
+AGENT_LOOP_NAME = "rlfactory_agent"
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars/arrays and OmegaConf nodes from the dataset row -> plain Python."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+@register(AGENT_LOOP_NAME)
+class RLFactoryAgentLoop(AgentLoopBase):
+    """Multi-turn tool-calling rollout driven by the ``rlfactory:`` config section."""
+
+    def __init__(self, *args: Any, tools: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # verl's own `tools` (multi_turn.tool_config_path) are not used
+        self.rlf_config = section_config(self.config.get("rlfactory"))
+        self.response_length = int(self.rollout_config.response_length)
+        wanted = self.rlf_config.rollout.max_response_tokens
+        if wanted is not None and wanted > self.response_length:
+            raise ConfigError(
+                f"rlfactory.rollout.max_response_tokens={wanted} exceeds actor_rollout_ref.rollout.response_length="
+                f"{self.response_length}; lower it or raise response_length"
+            )
+        self.budget = wanted or self.response_length
+
+    async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
+        rt = await get_runtime(self.rlf_config, self.tokenizer, self.apply_chat_template_kwargs)
+        messages = _plain(list(kwargs["raw_prompt"]))
+        reward_model = _plain(kwargs.get("reward_model") or {})
+        trajectory = Trajectory(
+            uid=str(kwargs.get("uid", "")),
+            prompt=messages,
+            messages=list(messages),
+            ground_truth=reward_model.get("ground_truth") if isinstance(reward_model, dict) else None,
+            data_source=kwargs.get("data_source"),
+            extra_info=_plain(kwargs.get("extra_info") or {}),
+            step=int(kwargs["global_steps"]) if kwargs.get("global_steps") is not None else None,
+        )
+        prompt_ids = await self.ct_build_initial_tokens(
+            messages, tools=rt.tool_schemas if rt.parser.tools_in_prompt and rt.tool_schemas else None
+        )
+        request_id = uuid4().hex  # sticky across turns: the server can reuse its prefix cache
+        extra: dict[str, Any] = {"num_preempted": -1}
+
+        async def generate(ids: list[int], params: dict[str, Any]) -> Any:
+            out = await self.server_manager.generate(request_id=request_id, prompt_ids=ids, sampling_params=params)
+            if out.num_preempted is not None:
+                extra["num_preempted"] = max(extra["num_preempted"], 0) + out.num_preempted
+            return out
+
+        episode = Episode(rt, generate, trajectory, prompt_ids, sampling_params, self.budget)
+        tokens = await episode.run()
+        await rt.trajectory_finished(trajectory)
+        stats = trajectory_stats(trajectory)
+        observations = sum(1 for t in trajectory.turns if t.observation_tokens)
+        return AgentLoopOutput(
+            prompt_ids=prompt_ids,
+            response_ids=tokens.ids,
+            response_mask=tokens.mask,
+            response_logprobs=tokens.logprobs if tokens.want_logprobs else None,
+            num_turns=1 + trajectory.num_turns + observations,
+            metrics=AgentLoopMetrics(
+                generate_sequences=stats["generate_s"], tool_calls=stats["tools_s"], num_preempted=extra["num_preempted"]
+            ),
+            extra_fields={
+                "rlfactory_trajectory": trajectory.model_dump(mode="json"),
+                "rlfactory_stats": stats,
+                "turn_scores": [],
+                "tool_rewards": [],
+            },
+        )

@@ -1,0 +1,172 @@
+"""One trajectory's multi-turn loop: generate → parse → invoke → update.
+
+Independent of verl: the caller passes a ``generate(prompt_ids, sampling_params)``
+coroutine returning an object with ``token_ids``, ``log_probs``, ``stop_reason`` and
+``extra_fields`` (verl's ``TokenOutput``). The model's tokens are kept exactly as
+generated (mask 1); observation tokens are appended with mask 0 and logprob 0.0.
+Every way a trajectory can end sets ``trajectory.stop_reason``; an exception ends
+only this trajectory (``stop_reason="error"``), never the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rlfactory_plugins.rollout.parsers import ParsedCall, ParseResult
+from rlfactory_plugins.rollout.stops import cut_at_stop
+from rlfactory_plugins.rollout.tokens import ResponseTokens, RolloutError
+from rlfactory_plugins.runtime import Runtime
+from rlfactory_plugins.trajectory import ToolCallRecord, Trajectory, TurnRecord
+
+logger = logging.getLogger("rlfactory")
+
+Generate = Callable[[list[int], dict[str, Any]], Awaitable[Any]]
+
+
+class _Stop(Exception):
+    """Internal: the trajectory ends with ``reason``."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _over_limit_text(limit: int) -> str:
+    return f"[over_limit] only {limit} tool calls run per turn (rollout.max_calls_per_turn); this call was skipped"
+
+
+class Episode:
+    def __init__(
+        self,
+        runtime: Runtime,
+        generate: Generate,
+        trajectory: Trajectory,
+        prompt_ids: list[int],
+        sampling_params: dict[str, Any],
+        budget: int,
+    ) -> None:
+        self.rt = runtime
+        self.cfg = runtime.config.rollout
+        self.generate = generate
+        self.trajectory = trajectory
+        self.prompt_ids = list(prompt_ids)
+        self.budget = budget
+        self.tokens = ResponseTokens(want_logprobs=bool(sampling_params.get("logprobs")))
+        params = dict(sampling_params)
+        stops = tuple(runtime.parser.stop)
+        if stops:
+            params["stop"] = list(dict.fromkeys([*(params.get("stop") or []), *stops]))
+        self.sampling_params = params  # the same sampling for every turn
+        self.loop = asyncio.get_running_loop()
+
+    async def run(self) -> ResponseTokens:
+        traj = self.trajectory
+        timeout = self.cfg.trajectory_timeout_s
+        deadline = None if timeout is None else self.loop.time() + timeout
+        scope = asyncio.timeout_at(deadline)
+        try:
+            async with scope:
+                for index in range(self.cfg.max_turns):
+                    await self._turn(index)
+                raise _Stop("max_turns")  # pragma: no cover - _turn ends the last turn itself
+        except _Stop as stop:
+            traj.stop_reason = stop.reason
+        except TimeoutError as e:
+            if scope.expired():
+                traj.stop_reason = "deadline"
+                traj.error = f"trajectory_timeout_s={timeout} spent; kept {len(self.tokens)} response tokens"
+            else:
+                self._fail(e)
+        except Exception as e:
+            self._fail(e)
+        traj.response_text = self.rt.tokenizer.decode(self.tokens.ids, skip_special_tokens=False)
+        return self.tokens
+
+    def _fail(self, e: BaseException) -> None:
+        logger.warning("rlfactory: trajectory %s ended with an error: %s: %s", self.trajectory.uid, type(e).__name__, e)
+        self.trajectory.stop_reason = "error"
+        self.trajectory.error = f"{type(e).__name__}: {e}"
+
+    # -- one turn ------------------------------------------------------------------
+    async def _turn(self, index: int) -> None:
+        remaining = self.budget - len(self.tokens)
+        if remaining <= 0:
+            raise _Stop("max_length")
+        params = {**self.sampling_params, "max_tokens": remaining}
+        start = time.perf_counter()
+        out = await self.generate(self.prompt_ids + self.tokens.ids, params)
+        generate_s = time.perf_counter() - start
+        if out.stop_reason == "aborted":
+            raise RolloutError("the rollout server aborted the generation")
+        if self.trajectory.step is None and isinstance(out.extra_fields, dict):
+            self.trajectory.step = out.extra_fields.get("global_steps")
+        raw_ids = [int(t) for t in out.token_ids][:remaining]
+        ids, text, parsed = await self.loop.run_in_executor(None, self._decode_and_parse, raw_ids)
+        logprobs = list(out.log_probs)[: len(ids)] if out.log_probs is not None else None
+
+        self.tokens.add_generated(ids, logprobs)
+        turn = TurnRecord(index=index, assistant_text=text, response_tokens=len(ids), generate_s=generate_s)
+        turn.tool_calls = [self._record(index, c) for c in parsed.calls]
+        self.trajectory.turns.append(turn)
+        self.trajectory.messages.append({"role": "assistant", "content": text})
+        try:
+            self._check_end(index, parsed, hit_length=len(raw_ids) >= remaining and len(ids) == len(raw_ids))
+            await self._invoke(turn)
+        finally:
+            self.rt.turn_finished(self.trajectory, turn)
+
+    def _decode_and_parse(self, ids: list[int]) -> tuple[list[int], str, ParseResult]:
+        ids, text = cut_at_stop(self.rt.tokenizer, ids, tuple(self.rt.parser.stop))
+        return ids, text, self.rt.parser.parse(text)
+
+    @staticmethod
+    def _record(index: int, call: ParsedCall) -> ToolCallRecord:
+        return ToolCallRecord(
+            turn=index, name=call.name, arguments=call.arguments, raw=call.raw, parse_error=call.error,
+            repaired=call.repaired,
+        )
+
+    def _check_end(self, index: int, parsed: ParseResult, hit_length: bool) -> None:
+        if parsed.final_answer is not None:
+            self.trajectory.final_answer = parsed.final_answer
+            raise _Stop("answer")
+        if hit_length:
+            raise _Stop("max_length")
+        if not parsed.calls:
+            raise _Stop("no_call")
+        if index + 1 >= self.cfg.max_turns:
+            raise _Stop("max_turns")
+
+    async def _invoke(self, turn: TurnRecord) -> None:
+        """Run the turn's calls concurrently and append their observation."""
+        runnable = [c for c in turn.tool_calls if c.parse_error is None]
+        for call in runnable[self.cfg.max_calls_per_turn :]:
+            call.over_limit = True
+        runnable = runnable[: self.cfg.max_calls_per_turn]
+        start = time.perf_counter()
+        results = await self.rt.tool_manager.call_many([(c.name, c.arguments) for c in runnable])
+        turn.tools_s = time.perf_counter() - start
+        for call, result in zip(runnable, results, strict=True):
+            call.result = result
+        contents = [self._observation_text(c) for c in turn.tool_calls]
+        obs_ids, truncated = await self.loop.run_in_executor(
+            None, self.rt.observation.render, self.rt.tokenizer, self.tokens.ids, contents,
+            self.cfg.max_observation_tokens,
+        )
+        if len(obs_ids) + 1 > self.budget - len(self.tokens):
+            raise _Stop("max_length")  # the observation and one more token do not fit: end here, uncut
+        self.tokens.add_observation(obs_ids)
+        turn.observation_tokens, turn.observation_truncated = len(obs_ids), truncated
+        for call, content in zip(turn.tool_calls, contents, strict=True):
+            self.trajectory.messages.append({"role": "tool", "name": call.name or "", "content": content})
+
+    def _observation_text(self, call: ToolCallRecord) -> str:
+        if call.parse_error is not None:
+            return f"[parse_error] {call.parse_error}"
+        if call.over_limit:
+            return _over_limit_text(self.cfg.max_calls_per_turn)
+        assert call.result is not None
+        return call.result.render()

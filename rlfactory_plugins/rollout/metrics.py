@@ -1,0 +1,64 @@
+"""Per-trajectory statistics and their per-step aggregate (``rlfactory.metrics_file``)."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import get_args
+
+from rlfactory_plugins.trajectory import StopReason, Trajectory
+
+STOP_REASONS: tuple[str, ...] = get_args(StopReason)
+
+
+def trajectory_stats(trajectory: Trajectory) -> dict[str, float]:
+    """Numbers describing one trajectory (also put in its ``extra_fields``)."""
+    calls = trajectory.tool_calls
+    stats: dict[str, float] = {
+        "turns": float(trajectory.num_turns),
+        "calls": float(len(calls)),
+        "calls_ok": float(sum(c.ok for c in calls)),
+        "calls_repaired": float(sum(c.repaired for c in calls)),
+        "observation_truncated": float(sum(t.observation_truncated for t in trajectory.turns)),
+        "response_tokens": float(sum(t.response_tokens for t in trajectory.turns)),
+        "observation_tokens": float(sum(t.observation_tokens for t in trajectory.turns)),
+        "generate_s": sum(t.generate_s for t in trajectory.turns),
+        "tools_s": sum(t.tools_s for t in trajectory.turns),
+    }
+    for kind, n in Counter(c.error_kind for c in calls if c.error_kind is not None).items():
+        stats[f"errors/{kind}"] = float(n)
+    return stats
+
+
+class StepMetrics:
+    """Accumulates finished trajectories per training step."""
+
+    def __init__(self) -> None:
+        self._sums: dict[int, Counter[str]] = defaultdict(Counter)
+        self._counts: Counter[int] = Counter()
+
+    def add(self, trajectory: Trajectory) -> None:
+        step = trajectory.step or 0
+        self._counts[step] += 1
+        sums = self._sums[step]
+        sums.update(trajectory_stats(trajectory))
+        sums[f"stop_reason/{trajectory.stop_reason}"] += 1
+
+    def steps(self) -> list[int]:
+        return sorted(self._counts)
+
+    def pop(self, step: int) -> dict[str, float]:
+        """The aggregate of ``step`` (means per trajectory, stop reasons as fractions); forgets it."""
+        n = self._counts.pop(step, 0)
+        sums = self._sums.pop(step, Counter())
+        if not n:
+            return {}
+        out: dict[str, float] = {"rollout/trajectories": float(n)}
+        for key, total in sorted(sums.items()):
+            if key.startswith("stop_reason/"):
+                out[f"rollout/{key}"] = total / n
+            else:
+                out[f"rollout/{key}/mean"] = total / n
+                out[f"rollout/{key}/total"] = float(total)
+        for reason in STOP_REASONS:
+            out.setdefault(f"rollout/stop_reason/{reason}", 0.0)
+        return out

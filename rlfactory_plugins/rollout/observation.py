@@ -1,0 +1,135 @@
+"""How observations are written back into the token stream, pre-tokenized once.
+
+An :class:`ObservationFormat` holds four token-id pieces, computed once per parser
+and tokenizer (never per turn):
+
+* ``turn_close`` — what ends the assistant turn (``<|im_end|>\\n`` for ChatML); the
+  part the model did not generate itself is added,
+* ``first``, ``between``, ``last`` — what goes before the first observation, between
+  two observations and after the last one (the latter including the next assistant
+  header).
+
+For chat-template parsers the pieces are derived from the template by rendering a
+conversation with sentinel contents and cutting the text at the sentinels, so the
+rollout never re-renders the conversation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rlfactory_plugins.errors import ConfigError
+
+TRUNCATION_MARKER = "...[truncated]"
+_SENTINELS = ("@@RLF_OBS_A@@", "@@RLF_OBS_B@@", "@@RLF_OBS_C@@")
+_ASSISTANT_SENTINEL = "@@RLF_ASSISTANT@@"
+
+
+def _encode(tokenizer: Any, text: str) -> tuple[int, ...]:
+    return tuple(tokenizer.encode(text, add_special_tokens=False)) if text else ()
+
+
+def _render(tokenizer: Any, messages: list[dict[str, Any]], generation_prompt: bool, kwargs: dict[str, Any]) -> str:
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt, **kwargs)
+    if not isinstance(text, str):
+        raise ConfigError(f"tokenizer.apply_chat_template(tokenize=False) returned {type(text).__name__}, not text")
+    return text
+
+
+@dataclass(frozen=True)
+class ObservationFormat:
+    turn_close: tuple[int, ...]
+    first: tuple[int, ...]
+    between: tuple[int, ...]
+    last: tuple[int, ...]
+    marker: tuple[int, ...]
+
+    @classmethod
+    def from_text(cls, tokenizer: Any, *, first: str, between: str, last: str, turn_close: str = "") -> ObservationFormat:
+        return cls(
+            turn_close=_encode(tokenizer, turn_close),
+            first=_encode(tokenizer, first),
+            between=_encode(tokenizer, between),
+            last=_encode(tokenizer, last),
+            marker=_encode(tokenizer, TRUNCATION_MARKER),
+        )
+
+    @classmethod
+    def from_chat_template(
+        cls, tokenizer: Any, role: str = "tool", chat_template_kwargs: dict[str, Any] | None = None
+    ) -> ObservationFormat:
+        kwargs = dict(chat_template_kwargs or {})
+        head = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+        calls = [
+            {"id": f"call_{i}", "type": "function", "function": {"name": "f", "arguments": {}}}
+            for i in range(len(_SENTINELS))
+        ]
+        try:
+            plain = _render(tokenizer, [*head, {"role": "assistant", "content": _ASSISTANT_SENTINEL}], False, kwargs)
+            with_calls = [*head, {"role": "assistant", "content": "", "tool_calls": calls}]
+            prefix = _render(tokenizer, with_calls, False, kwargs)
+            tools = [{"role": role, "name": "f", "tool_call_id": c["id"], "content": s} for c, s in zip(calls, _SENTINELS)]
+            full = _render(tokenizer, with_calls + tools, True, kwargs)
+        except ConfigError:
+            raise
+        except Exception as e:
+            raise ConfigError(
+                f"the tokenizer's chat template cannot render {role!r} messages ({type(e).__name__}: {e}); "
+                "set actor_rollout_ref.model.custom_chat_template or use a raw-text parser such as "
+                "rlfactory.parser=search_r1"
+            ) from None
+        if _ASSISTANT_SENTINEL not in plain or not full.startswith(prefix):
+            raise ConfigError(
+                "the chat template does not render conversations append-only (rendering a tool message changed the "
+                "text before it); rlfactory needs an append-only template for token-in/token-out rollouts"
+            )
+        turn_close = plain.split(_ASSISTANT_SENTINEL, 1)[1]
+        delta = full[len(prefix) :]
+        pieces = [delta]
+        for sentinel in _SENTINELS:
+            head_part, _, rest = pieces.pop().partition(sentinel)
+            pieces += [head_part, rest]
+        first, between, between_again, last = pieces
+        if between != between_again or not last:
+            raise ConfigError(
+                f"the chat template wraps consecutive {role!r} messages inconsistently ({delta!r}); "
+                "write a parser subclass with its own observation_format()"
+            )
+        return cls(
+            turn_close=_encode(tokenizer, turn_close),
+            first=_encode(tokenizer, first),
+            between=_encode(tokenizer, between),
+            last=_encode(tokenizer, last),
+            marker=_encode(tokenizer, TRUNCATION_MARKER),
+        )
+
+    def closing_ids(self, response_ids: list[int]) -> list[int]:
+        """The part of ``turn_close`` the model did not generate itself."""
+        close = self.turn_close
+        for k in range(min(len(close), len(response_ids)), 0, -1):
+            if tuple(response_ids[-k:]) == close[:k]:
+                return list(close[k:])
+        return list(close)
+
+    def content_ids(self, tokenizer: Any, text: str, max_tokens: int) -> tuple[list[int], bool]:
+        """Token ids of one observation, cut to ``max_tokens`` plus a visible marker."""
+        ids = list(_encode(tokenizer, text))
+        if len(ids) <= max_tokens:
+            return ids, False
+        return ids[:max_tokens] + list(self.marker), True
+
+    def render(
+        self, tokenizer: Any, response_ids: list[int], contents: list[str], max_tokens: int
+    ) -> tuple[list[int], bool]:
+        """Tokens appended after an assistant turn: close + wrapped observations + next header."""
+        out = self.closing_ids(response_ids) + list(self.first)
+        truncated = False
+        for i, text in enumerate(contents):
+            if i:
+                out += self.between
+            ids, cut = self.content_ids(tokenizer, text, max_tokens)
+            out += ids
+            truncated = truncated or cut
+        out += self.last
+        return out, truncated

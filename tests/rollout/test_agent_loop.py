@@ -1,0 +1,194 @@
+"""The rlfactory_agent loop end to end: scripted scenarios with exact expectations."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from conftest import STEP, ScriptedServer, make_agent_loop, run_loop, section
+
+from rlfactory_plugins.trajectory import Trajectory
+
+pytestmark = pytest.mark.timeout(60)
+
+CALL_ADD = '<tool_call>{"name": "add", "arguments": {"a": 2, "b": 3}}</tool_call>'
+CALL_ECHO = '<tool_call>{"name": "echo", "arguments": {"text": "hi {there}"}}</tool_call>'
+CALL_BAD = "<tool_call>not json at all</tool_call>"
+
+
+def spans(mask: list[int], value: int) -> list[tuple[int, int]]:
+    out, start = [], None
+    for i, m in enumerate([*mask, 1 - value]):
+        if m == value and start is None:
+            start = i
+        elif m != value and start is not None:
+            out.append((start, i))
+            start = None
+    return out
+
+
+def traj_of(output) -> Trajectory:
+    return Trajectory.model_validate(output.extra_fields["rlfactory_trajectory"])
+
+
+async def test_two_calls_and_a_malformed_one_then_answer(tools_plugin, tokenizer):
+    server = ScriptedServer(tokenizer, [f"Let me compute. {CALL_ADD}\n{CALL_ECHO}\n{CALL_BAD}", "<answer>5</answer>"])
+    out = await run_loop(make_agent_loop(server, tokenizer, section()))
+    traj = traj_of(out)
+
+    assert traj.stop_reason == "answer" and traj.final_answer == "5" and traj.step == STEP
+    calls = traj.tool_calls
+    assert [c.name for c in calls] == ["add", "echo", None]
+    assert [c.result.output for c in calls[:2]] == ["5", "hi {there}"]
+    assert calls[2].error_kind == "parse_error" and calls[2].result is None
+    assert sum(c.ok for c in calls) == 2 and traj.ground_truth == "5" and traj.data_source == "unit"
+    assert [m["role"] for m in traj.messages] == ["user", "assistant", "tool", "tool", "tool", "assistant"]
+    assert out.extra_fields["rlfactory_stats"]["errors/parse_error"] == 1.0
+
+    # token-in/token-out: the response is turn-1 ids, observation, turn-2 ids, exactly as generated
+    ids, mask, logprobs = out.response_ids, out.response_mask, out.response_logprobs
+    assert len(ids) == len(mask) == len(logprobs)
+    t1, t2 = server.outputs
+    (obs_start, obs_end), = spans(mask, 0)
+    assert ids[:obs_start] == t1 and ids[obs_end:] == t2 and spans(mask, 1) == [(0, obs_start), (obs_end, len(ids))]
+    observation = tokenizer.decode(ids[obs_start:obs_end])
+    assert observation.count("<tool_response>") == 3 and "[parse_error]" in observation and "hi {there}" in observation
+    assert observation.endswith("<|im_start|>assistant\n")
+    # the second request saw exactly prompt + everything so far; the same sampling params every turn
+    assert server.calls[1]["prompt_ids"] == out.prompt_ids + ids[:obs_end]
+    first, second = (c["params"] for c in server.calls)
+    assert {k: v for k, v in first.items() if k != "max_tokens"} == {k: v for k, v in second.items() if k != "max_tokens"}
+    assert second["max_tokens"] == 256 - obs_end
+    # logprobs: the server's values on model tokens, 0.0 on observation tokens
+    assert logprobs[:obs_start] == [-(1 + i / 1000) for i in range(len(t1))]
+    assert logprobs[obs_start:obs_end] == [0.0] * (obs_end - obs_start)
+    assert logprobs[obs_end:] == [-(2 + i / 1000) for i in range(len(t2))]
+    assert out.num_turns == 4 and out.metrics.tool_calls > 0
+
+
+async def test_no_logprobs_requested(tools_plugin, tokenizer):
+    server = ScriptedServer(tokenizer, [CALL_ADD, "<answer>5</answer>"])
+    out = await run_loop(make_agent_loop(server, tokenizer, section()), logprobs=False)
+    assert out.response_logprobs is None and traj_of(out).stop_reason == "answer"
+
+
+async def test_no_call_ends(tools_plugin, tokenizer):
+    server = ScriptedServer(tokenizer, ["I do not know."])
+    out = await run_loop(make_agent_loop(server, tokenizer, section()))
+    assert traj_of(out).stop_reason == "no_call" and len(server.calls) == 1 and set(out.response_mask) == {1}
+
+
+async def test_max_turns_stops_without_running_the_last_calls(tools_plugin, tokenizer):
+    server = ScriptedServer(tokenizer, [CALL_ADD])
+    out = await run_loop(make_agent_loop(server, tokenizer, section(max_turns=2)))
+    traj = traj_of(out)
+    assert traj.stop_reason == "max_turns" and traj.num_turns == 2 and len(server.calls) == 2
+    assert traj.tool_calls[0].ok and traj.tool_calls[1].error_kind == "not_run"
+    # nothing after the last turn: the response ends with its generated tokens
+    assert out.response_ids[-len(server.outputs[1]) :] == server.outputs[1]
+    assert len(spans(out.response_mask, 0)) == 1 and out.response_mask[-len(server.outputs[1]) :] == [1] * len(server.outputs[1])
+
+
+async def test_max_calls_per_turn_gives_an_error_observation(tools_plugin, tokenizer):
+    server = ScriptedServer(tokenizer, [CALL_ADD + CALL_ECHO + CALL_ADD, "<answer>5</answer>"])
+    out = await run_loop(make_agent_loop(server, tokenizer, section(max_calls_per_turn=1)))
+    calls = traj_of(out).tool_calls
+    assert [c.error_kind for c in calls] == [None, "over_limit", "over_limit"]
+    assert calls[1].result is None
+    (s, e), = spans(out.response_mask, 0)
+    assert tokenizer.decode(out.response_ids[s:e]).count("[over_limit]") == 2
+
+
+async def test_max_length_in_generation(tools_plugin, tokenizer):
+    server = ScriptedServer(tokenizer, ["blah " * 200 + CALL_ADD])
+    out = await run_loop(make_agent_loop(server, tokenizer, section(max_response_tokens=30)))
+    traj = traj_of(out)
+    assert traj.stop_reason == "max_length" and len(out.response_ids) == 30 and len(server.calls) == 1
+    assert server.calls[0]["params"]["max_tokens"] == 30
+
+
+async def test_truncated_call_at_length_limit_is_a_parse_error(tools_plugin, tokenizer):
+    full = tokenizer.encode(CALL_ADD, add_special_tokens=False)
+    server = ScriptedServer(tokenizer, [full[:-3]], eos=False)
+    out = await run_loop(make_agent_loop(server, tokenizer, section(max_response_tokens=len(full) - 3)))
+    traj = traj_of(out)
+    assert traj.stop_reason == "max_length" and traj.tool_calls[0].error_kind == "parse_error"
+    assert "unterminated" in traj.tool_calls[0].parse_error
+
+
+async def test_max_length_when_the_observation_does_not_fit(tools_plugin, tokenizer):
+    server = ScriptedServer(tokenizer, ['<tool_call>{"name": "big", "arguments": {"n": 50}}</tool_call>'])
+    n_turn = len(tokenizer.encode(server.turns[0], add_special_tokens=False)) + 1
+    out = await run_loop(make_agent_loop(server, tokenizer, section(max_response_tokens=n_turn + 20)))
+    traj = traj_of(out)
+    assert traj.stop_reason == "max_length" and len(server.calls) == 1
+    assert out.response_ids == server.outputs[0] and set(out.response_mask) == {1}  # not cut silently
+    assert traj.tool_calls[0].ok and traj.turns[0].observation_tokens == 0
+
+
+async def test_long_observation_is_truncated_with_a_marker(tools_plugin, tokenizer):
+    server = ScriptedServer(tokenizer, ['<tool_call>{"name": "big", "arguments": {"n": 300}}</tool_call>', "done"])
+    out = await run_loop(make_agent_loop(server, tokenizer, section(max_observation_tokens=16)))
+    traj = traj_of(out)
+    (s, e), = spans(out.response_mask, 0)
+    assert "...[truncated]" in tokenizer.decode(out.response_ids[s:e]) and traj.turns[0].observation_truncated
+    assert e - s < 60 and traj.stop_reason == "no_call"
+
+
+async def test_hung_tool_times_out_without_stalling(tools_plugin, tokenizer):
+    server = ScriptedServer(tokenizer, ['<tool_call>{"name": "slow", "arguments": {"seconds": 30}}</tool_call>', "ok"])
+    start = time.perf_counter()
+    out = await run_loop(make_agent_loop(server, tokenizer, section()))
+    assert time.perf_counter() - start < 5
+    call = traj_of(out).tool_calls[0]
+    assert call.error_kind == "timeout" and traj_of(out).stop_reason == "no_call"
+
+
+async def test_deadline_during_generation_keeps_the_tokens(tools_plugin, tokenizer):
+    server = ScriptedServer(tokenizer, [CALL_ADD], delay=0.3)
+    start = time.perf_counter()
+    out = await run_loop(make_agent_loop(server, tokenizer, section(max_turns=10, trajectory_timeout_s=1.0)))
+    traj = traj_of(out)
+    assert time.perf_counter() - start < 2.5 and traj.stop_reason == "deadline"
+    assert 1 <= traj.num_turns < 10 and len(out.response_ids) == len(out.response_mask) == len(out.response_logprobs)
+    assert out.response_ids[: len(server.outputs[0])] == server.outputs[0]
+
+
+async def test_deadline_during_tool_calls(tools_plugin, tokenizer):
+    server = ScriptedServer(tokenizer, ['<tool_call>{"name": "slow", "arguments": {"seconds": 20}}</tool_call>'])
+    loop = make_agent_loop(server, tokenizer, section(slow_timeout=60, trajectory_timeout_s=0.5))
+    start = time.perf_counter()
+    out = await run_loop(loop)
+    traj = traj_of(out)
+    assert time.perf_counter() - start < 3 and traj.stop_reason == "deadline"
+    assert out.response_ids == server.outputs[0] and traj.tool_calls[0].error_kind == "not_run"
+
+
+async def test_an_error_ends_only_its_trajectory(tools_plugin, tokenizer):
+    broken = ScriptedServer(tokenizer, [CALL_ADD], fail_on=1)
+    fine = ScriptedServer(tokenizer, [CALL_ADD, "<answer>5</answer>"])
+    cfg = section()
+    bad, good = await asyncio.gather(
+        run_loop(make_agent_loop(broken, tokenizer, cfg)), run_loop(make_agent_loop(fine, tokenizer, cfg))
+    )
+    assert traj_of(good).stop_reason == "answer"
+    traj = traj_of(bad)
+    assert traj.stop_reason == "error" and "rollout server went away" in traj.error
+    # the tokens it had are kept and aligned: turn 1 + its observation
+    assert bad.response_ids[: len(broken.outputs[0])] == broken.outputs[0]
+    assert len(bad.response_ids) == len(bad.response_mask) == len(bad.response_logprobs)
+
+
+async def test_search_r1_cuts_at_stop_and_writes_raw_information(tools_plugin, tokenizer):
+    # the server ignores stop strings and runs past </search>: the loop cuts there itself
+    server = ScriptedServer(tokenizer, ["<search>capital of France</search> and then rambling", "<answer>Paris</answer>"])
+    out = await run_loop(make_agent_loop(server, tokenizer, section(parser="search_r1")))
+    traj = traj_of(out)
+    assert traj.stop_reason == "answer" and traj.final_answer == "Paris"
+    assert traj.tool_calls[0].result.output == "Doc about capital of France."
+    assert server.calls[0]["params"]["stop"] == ["</search>", "</answer>"]
+    (s, e), = spans(out.response_mask, 0)
+    assert tokenizer.decode(out.response_ids[:s]).endswith("</search>")
+    assert tokenizer.decode(out.response_ids[s:e]) == "\n\n<information>Doc about capital of France.</information>\n\n"
+    assert out.response_ids[:s] == server.outputs[0][:s]  # a prefix of what was generated
