@@ -204,10 +204,18 @@ class ToolManager:
 
         async def attempt_all() -> Any:
             nonlocal attempts
+            attempts = 1
+            try:  # the common case skips tenacity's per-call set-up
+                return await slot.tool.acall(args)
+            except TransientToolError:
+                if self.config.retries == 0:
+                    raise
+            backoff = self.config.retry_backoff
+            await asyncio.sleep(backoff)
             retrying = AsyncRetrying(
                 retry=retry_if_exception_type(TransientToolError),
-                stop=stop_after_attempt(self.config.retries + 1),
-                wait=wait_exponential(multiplier=self.config.retry_backoff, exp_base=2, max=60),
+                stop=stop_after_attempt(self.config.retries),
+                wait=wait_exponential(multiplier=backoff * 2, exp_base=2, max=60),
                 reraise=True,
             )
             async for attempt in retrying:
