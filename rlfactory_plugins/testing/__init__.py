@@ -1,4 +1,5 @@
-"""pytest plugin for rlfactory and pack authors (entry point ``pytest11``).
+"""pytest plugin for rlfactory and pack authors (entry point ``pytest11``), and the
+conformance suites every pack's tests subclass.
 
 Fixtures:
 
@@ -6,6 +7,14 @@ Fixtures:
   that does not touch the process-wide one.
 - ``rlfactory_register`` — ``rlfactory_register(plugin_obj, name="x")`` registers an
   object with ``@hookimpl`` methods for the current test only and returns the registry.
+
+Conformance suites (see :mod:`rlfactory_plugins.testing.conformance`)::
+
+    from rlfactory_plugins.testing import ToolPackTests
+
+    class TestWeatherPack(ToolPackTests):
+        tool_name = "weather"
+        valid_arguments = {"city": "Paris"}
 """
 
 from __future__ import annotations
@@ -17,6 +26,9 @@ import pytest
 
 from rlfactory_plugins import plugins
 from rlfactory_plugins.registry import Registry
+from rlfactory_plugins.testing.conformance import RewardPackTests, ToolPackTests, call_tool
+
+__all__ = ["RewardPackTests", "ToolPackTests", "call_tool", "rlfactory_plugins_fresh", "rlfactory_register"]
 
 
 @pytest.fixture
