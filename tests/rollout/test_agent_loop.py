@@ -6,7 +6,7 @@ import asyncio
 import time
 
 import pytest
-from conftest import STEP, ScriptedServer, make_agent_loop, run_loop, section
+from rollout_helpers import STEP, ScriptedServer, make_agent_loop, run_loop, section
 
 from rlfactory_plugins.trajectory import Trajectory
 

@@ -4,7 +4,7 @@ the logprobs the server returned line up with the final token sequence."""
 from __future__ import annotations
 
 import pytest
-from conftest import HFServerManager, make_agent_loop, run_loop, section
+from rollout_helpers import HFServerManager, make_agent_loop, run_loop, section
 
 from rlfactory_plugins.trajectory import Trajectory
 

@@ -7,7 +7,7 @@ import json
 import os
 
 import pytest
-from conftest import STEP, ScriptedServer, make_agent_loop, run_loop, section
+from rollout_helpers import STEP, ScriptedServer, make_agent_loop, run_loop, section
 
 from rlfactory_plugins import hookimpl, plugins
 from rlfactory_plugins.config import validate_section
