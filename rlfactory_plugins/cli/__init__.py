@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from rlfactory_plugins.cli import check_config, doctor, plugins, report, rewards, tools
+from rlfactory_plugins.cli import check_config, doctor, new_pack, plugins, report, rewards, tools
 
 app = typer.Typer(
     name="rlfactory",
@@ -14,6 +14,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("plugins")(plugins.plugins_cmd)
+app.command("new-pack")(new_pack.new_pack_cmd)
 app.command("doctor")(doctor.doctor_cmd)
 app.command(
     "check-config",

@@ -1,0 +1,50 @@
+"""``rlfactory new-pack NAME``: copy the pack template and rename it to a new, installable pack.
+
+The template (``rlfactory_plugins/pack_template``, also ``examples/tool-pack-template``)
+is a working pack whose only placeholder is the token ``template``: distribution
+``rlfactory-tool-template``, module ``rlfactory_tool_template``, tool ``template``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import typer
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "pack_template"
+TOKEN = "template"
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "dist", ".pytest_cache")
+
+
+def render_pack(name: str, dest: Path) -> list[Path]:
+    """Copy the template to ``dest`` with ``template`` renamed to ``name``; return the files written."""
+    if not NAME_RE.match(name):
+        raise typer.BadParameter(
+            f"pack name {name!r} must be a Python identifier in lower case (letters, digits, '_'), e.g. 'weather'"
+        )
+    if dest.exists():
+        raise typer.BadParameter(f"{dest} already exists; choose another --dest or remove it")
+    shutil.copytree(TEMPLATE_DIR, dest, ignore=SKIP)
+    written = []
+    for path in sorted(dest.rglob("*"), key=lambda p: len(p.parts), reverse=True):  # deepest first
+        if path.is_file():
+            path.write_text(path.read_text().replace(TOKEN, name))
+        if TOKEN in path.name:
+            path = path.rename(path.with_name(path.name.replace(TOKEN, name)))
+        if path.is_file():
+            written.append(path)
+    return sorted(written)
+
+
+def new_pack_cmd(
+    name: str = typer.Argument(..., help="the tool's name, e.g. 'weather' -> rlfactory-tool-weather"),
+    dest: Path = typer.Option(None, "--dest", help="folder to create (default: ./rlfactory-tool-NAME)"),
+) -> None:
+    """Create a new tool pack from the template: pyproject, module, README, conformance tests."""
+    dest = dest or Path.cwd() / f"rlfactory-tool-{name}"
+    files = render_pack(name, dest)
+    typer.echo(f"created {dest} ({len(files)} files)")
+    typer.echo(f"next: cd {dest} && pip install -e . && pytest   (see docs/publishing-a-tool-pack.md)")
