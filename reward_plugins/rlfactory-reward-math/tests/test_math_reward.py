@@ -23,3 +23,14 @@ def traj(text: str, gt) -> Trajectory:
 )
 async def test_math_equiv(text, gt, expected):
     assert (await math_equiv.ascore(traj(text, gt), math_equiv.parse_options(None))).score == expected
+
+
+from rlfactory_plugins.testing import RewardPackTests  # noqa: E402
+
+
+class TestMathPack(RewardPackTests):
+    reward_name = "math_equiv"
+    entry_point = "math"
+    trajectory = traj("\\boxed{\\frac{1}{2}}", "0.5")
+    invalid_options = {"rounding": 3}
+    expected_score = 1.0

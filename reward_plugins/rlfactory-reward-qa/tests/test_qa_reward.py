@@ -64,3 +64,14 @@ def test_bad_option_is_named():
 
     with pytest.raises(PluginError, match="qa_em"):
         qa_em.parse_options({"substrng": True})
+
+
+from rlfactory_plugins.testing import RewardPackTests  # noqa: E402
+
+
+class TestQAPack(RewardPackTests):
+    reward_name = "qa_em"
+    entry_point = "qa"
+    trajectory = traj("<answer>Paris</answer>", {"target": ["Paris"]})
+    invalid_options = {"substrng": True}
+    expected_score = 1.0
