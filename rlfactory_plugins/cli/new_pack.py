@@ -13,6 +13,8 @@ from pathlib import Path
 
 import typer
 
+from rlfactory_plugins.errors import RLFactoryError
+
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "pack_template"
 TOKEN = "template"
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
@@ -22,11 +24,11 @@ SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "di
 def render_pack(name: str, dest: Path) -> list[Path]:
     """Copy the template to ``dest`` with ``template`` renamed to ``name``; return the files written."""
     if not NAME_RE.match(name):
-        raise typer.BadParameter(
+        raise RLFactoryError(
             f"pack name {name!r} must be a Python identifier in lower case (letters, digits, '_'), e.g. 'weather'"
         )
     if dest.exists():
-        raise typer.BadParameter(f"{dest} already exists; choose another --dest or remove it")
+        raise RLFactoryError(f"{dest} already exists; choose another --dest or remove it")
     shutil.copytree(TEMPLATE_DIR, dest, ignore=SKIP)
     written = []
     for path in sorted(dest.rglob("*"), key=lambda p: len(p.parts), reverse=True):  # deepest first
@@ -45,6 +47,10 @@ def new_pack_cmd(
 ) -> None:
     """Create a new tool pack from the template: pyproject, module, README, conformance tests."""
     dest = dest or Path.cwd() / f"rlfactory-tool-{name}"
-    files = render_pack(name, dest)
+    try:
+        files = render_pack(name, dest)
+    except RLFactoryError as e:
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
     typer.echo(f"created {dest} ({len(files)} files)")
     typer.echo(f"next: cd {dest} && pip install -e . && pytest   (see docs/publishing-a-tool-pack.md)")
