@@ -16,23 +16,13 @@ from uuid import uuid4
 from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopMetrics, AgentLoopOutput, register
 
 from rlfactory_plugins.errors import ConfigError
+from rlfactory_plugins.rewards.answer import plain
 from rlfactory_plugins.rollout.episode import Episode
 from rlfactory_plugins.rollout.metrics import trajectory_stats
 from rlfactory_plugins.runtime import get_runtime, section_config
 from rlfactory_plugins.trajectory import Trajectory
 
 AGENT_LOOP_NAME = "rlfactory_agent"
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars/arrays and OmegaConf nodes from the dataset row -> plain Python."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 @register(AGENT_LOOP_NAME)
@@ -53,15 +43,15 @@ class RLFactoryAgentLoop(AgentLoopBase):
 
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
         rt = await get_runtime(self.rlf_config, self.tokenizer, self.apply_chat_template_kwargs)
-        messages = _plain(list(kwargs["raw_prompt"]))
-        reward_model = _plain(kwargs.get("reward_model") or {})
+        messages = plain(list(kwargs["raw_prompt"]))
+        reward_model = plain(kwargs.get("reward_model") or {})
         trajectory = Trajectory(
             uid=str(kwargs.get("uid", "")),
             prompt=messages,
             messages=list(messages),
             ground_truth=reward_model.get("ground_truth") if isinstance(reward_model, dict) else None,
             data_source=kwargs.get("data_source"),
-            extra_info=_plain(kwargs.get("extra_info") or {}),
+            extra_info=plain(kwargs.get("extra_info") or {}),
             step=int(kwargs["global_steps"]) if kwargs.get("global_steps") is not None else None,
         )
         prompt_ids = await self.ct_build_initial_tokens(

@@ -96,13 +96,7 @@ class ObservationFormat:
                 f"the chat template wraps consecutive {role!r} messages inconsistently ({delta!r}); "
                 "write a parser subclass with its own observation_format()"
             )
-        return cls(
-            turn_close=_encode(tokenizer, turn_close),
-            first=_encode(tokenizer, first),
-            between=_encode(tokenizer, between),
-            last=_encode(tokenizer, last),
-            marker=_encode(tokenizer, TRUNCATION_MARKER),
-        )
+        return cls.from_text(tokenizer, first=first, between=between, last=last, turn_close=turn_close)
 
     def closing_ids(self, response_ids: list[int]) -> list[int]:
         """The part of ``turn_close`` the model did not generate itself."""
