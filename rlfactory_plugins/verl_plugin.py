@@ -44,8 +44,6 @@ def register_with_verl() -> dict[str, str]:
     import importlib
 
     for module, what in _COMPONENTS.items():
-        if module in sys.modules:
-            continue
         try:
             mod = importlib.import_module(module)
             if module == "rlfactory_plugins.cpu":

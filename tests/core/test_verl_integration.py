@@ -61,3 +61,29 @@ def test_agent_loop_registered_inside_ray_worker():
         ray.shutdown()
     assert "rlfactory_agent" in agent_loops
     assert "rlfactory" in reward_managers
+
+
+def test_without_cpu_mode_only_rlfactory_choices_change(venv_run):
+    """On a machine with an accelerator (CPU mode off), +plugins=rlfactory changes nothing of
+    verl's config but the agent loop, the reward manager and the added rlfactory section."""
+    env = {"RLFACTORY_CPU": "0"}
+    plain = yaml.safe_load(venv_run("python", "-m", "verl.trainer.main_ppo", "--cfg", "job", env=env, check=True).stdout)
+    ours = yaml.safe_load(
+        venv_run("python", "-m", "verl.trainer.main_ppo", "+plugins=rlfactory", "--cfg", "job", env=env, check=True).stdout
+    )
+    assert ours.pop("rlfactory")
+    ours["actor_rollout_ref"]["rollout"]["agent"]["default_agent_loop"] = "single_turn_agent"
+    ours["reward"]["reward_manager"]["name"] = "naive"
+    assert ours == plain
+
+
+def test_cpu_mode_adds_the_cpu_backend_settings(venv_run):
+    cfg = yaml.safe_load(
+        venv_run(
+            "python", "-m", "verl.trainer.main_ppo", "+plugins=rlfactory", "--cfg", "job",
+            env={"RLFACTORY_CPU": "1"}, check=True,
+        ).stdout
+    )
+    assert cfg["actor_rollout_ref"]["actor"]["strategy"] == "fsdp2"
+    assert cfg["actor_rollout_ref"]["model"]["override_config"]["attn_implementation"] == "sdpa"
+    assert cfg["ray_kwargs"]["ray_init"]["num_gpus"] == "${trainer.n_gpus_per_node}"

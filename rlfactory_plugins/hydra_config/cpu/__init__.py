@@ -1,0 +1,1 @@
+"""Device-specific overrides, on the search path only in CPU mode."""

@@ -1,0 +1,1 @@
+"""Device-specific overrides on GPU machines: none (verl's own defaults)."""
