@@ -1,0 +1,110 @@
+"""Rollout benchmark: rlfactory's agent loop vs verl's ToolAgentLoop vs a turn-synchronous loop.
+
+The same N scripted multi-turn tool-calling trajectories (real token ids of a real
+tokenizer, tool latencies pre-sampled from a lognormal with hangs and failures) are rolled
+out by each driver against a latency-modelled LLM server with a limited number of batch
+slots, on CPU. One JSON line per scenario on stdout::
+
+    {"scenario", "n", "wall_s": {...}, "bound_s", "efficiency": {...}, "completed": {...},
+     "failed": {...}, "speedup": {"vs_verl", "vs_turn_sync"}, "median_traj_s", "p90_traj_s", "cut", ...}
+
+``bound_s`` is the critical-path lower bound, ``efficiency`` = bound / wall, and
+``speedup.vs_X`` = wall of X / wall of rlfactory (above 1: rlfactory is faster).
+
+Run: ``make bench`` or ``python benchmarks/rollout.py [--quick] [--scenarios a,b] [--out FILE]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/rollout.py` from anywhere
+
+from benchmarks.rollout_bench.report import DRIVERS, scenario_line  # noqa: E402
+from benchmarks.rollout_bench.scenarios import all_scenarios, same_workload  # noqa: E402
+
+QUICK_N, QUICK_SCALE = 24, 0.1
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help=f"N={QUICK_N}, every duration x{QUICK_SCALE} (smoke test)")
+    parser.add_argument("--n", type=int, default=256, help="trajectories per batch (default 256)")
+    parser.add_argument("--scenarios", default="", help="comma-separated subset (default: all)")
+    parser.add_argument("--drivers", default=",".join(DRIVERS), help="comma-separated subset of " + ",".join(DRIVERS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="also append the JSON lines to this file")
+    return parser.parse_args(argv)
+
+
+def _setup(model_dir: Path):
+    """Tiny tokenizer, verl's agent loops registered, the benchmark tool in rlfactory's registry."""
+    import verl  # noqa: F401  (runs verl's plugin entry point: registers rlfactory_agent)
+    import verl.experimental.agent_loop.tool_agent_loop  # noqa: F401  (registers tool_agent)
+    from transformers import AutoTokenizer
+
+    from benchmarks.rollout_bench.tools import BenchToolsPlugin
+    from benchmarks.rollout_bench.workload import TOOL_NAME
+    from rlfactory_plugins.plugins import load_plugins, register_plugin
+    from rlfactory_plugins.tiny_model import build_tiny_model
+
+    import rlfactory_plugins.rollout.agent_loop  # noqa: F401
+
+    build_tiny_model(model_dir)
+    pm, registry = load_plugins()
+    if TOOL_NAME not in registry.tools:
+        register_plugin(pm, registry, BenchToolsPlugin(), "rollout_bench")
+    return AutoTokenizer.from_pretrained(model_dir)
+
+
+async def _main(args: argparse.Namespace, model_dir: Path) -> int:
+    from benchmarks.rollout_bench.drivers import POLICY_FREE, run_scenario
+
+    tokenizer = _setup(model_dir)
+    n = QUICK_N if args.quick else args.n
+    scenarios = all_scenarios(n, args.seed)
+    if args.quick:
+        scenarios = [s.scaled(QUICK_SCALE) for s in scenarios]
+    wanted = [s for s in args.scenarios.split(",") if s]
+    unknown = sorted(set(wanted) - {s.name for s in scenarios})
+    if unknown:
+        print(f"unknown scenario {unknown[0]!r} (known: {', '.join(s.name for s in scenarios)})", file=sys.stderr)
+        return 2
+    drivers = tuple(d for d in args.drivers.split(",") if d)
+    done = {}
+    for scenario in scenarios:
+        if wanted and scenario.name not in wanted:
+            continue
+        t0 = time.perf_counter()
+        reuse, reused = {}, {}
+        earlier = done.get(scenario.same_workload_as)
+        if earlier is not None and same_workload(scenario, earlier[0]):
+            reuse = {d: run for d, run in earlier[1].items() if d in POLICY_FREE}
+            reused = {d: earlier[0].name for d in reuse}
+        workload, runs = await run_scenario(scenario, model_dir, tokenizer, drivers, reuse)
+        done[scenario.name] = (scenario, runs)
+        line = json.dumps({**scenario_line(workload, runs), "reused": reused})
+        print(line, flush=True)
+        print(f"# {scenario.name}: {time.perf_counter() - t0:.1f}s", file=sys.stderr, flush=True)
+        if args.out:
+            with args.out.open("a") as f:
+                f.write(line + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+    with tempfile.TemporaryDirectory(prefix="rollout-bench-") as tmp:
+        return asyncio.run(_main(args, Path(tmp) / "tiny"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Drive a verl agent-loop class over the batch exactly as verl's ``AgentLoopWorker`` does:
+one ``hydra.utils.instantiate`` of the registered loop per trajectory, then
+``await loop.run(sampling_params, **dataset_row)``, all N as tasks on one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+from verl.experimental.agent_loop.agent_loop import (
+    AgentLoopOutput,
+    DictConfigWrap,
+    ToolListWrap,
+    _agent_loop_registry,
+)
+from verl.utils.dataset.rl_dataset import RLHFDataset
+
+from benchmarks.rollout_bench.outcome import DriverRun, Status, TrajectoryOutcome
+from benchmarks.rollout_bench.workload import Workload
+
+#: tells whether the loop's straggler policy ended a trajectory (rlfactory: stop_reason=deadline)
+CutTest = Callable[[AgentLoopOutput], bool]
+
+
+def sampling_params(config: DictConfig) -> dict[str, Any]:
+    """As ``AgentLoopWorker.generate_sequences`` builds them for training."""
+    rollout = config.actor_rollout_ref.rollout
+    return dict(
+        temperature=rollout.temperature,
+        top_p=rollout.top_p,
+        top_k=rollout.top_k,
+        repetition_penalty=1.0,
+        logprobs=rollout.calculate_log_probs,
+    )
+
+
+def never_cut(output: AgentLoopOutput) -> bool:
+    return False
+
+
+async def run_agent_loop(
+    name: str,
+    agent_name: str,
+    config: DictConfig,
+    workload: Workload,
+    server: Any,
+    tokenizer: Any,
+    tools: list[Any],
+    *,
+    wall_budget_s: float | None = None,
+    is_cut: CutTest = never_cut,
+) -> DriverRun:
+    if agent_name not in _agent_loop_registry:
+        raise LookupError(f"agent loop {agent_name!r} is not registered (registered: {sorted(_agent_loop_registry)})")
+    loop_config = _agent_loop_registry[agent_name]
+    params = sampling_params(config)
+    start = time.perf_counter()
+    outcomes: dict[int, TrajectoryOutcome] = {}
+    outputs: dict[int, AgentLoopOutput] = {}
+
+    async def one(index: int) -> None:
+        agent_loop = hydra.utils.instantiate(
+            config=loop_config,
+            trainer_config=DictConfigWrap(config=config),
+            server_manager=server,
+            tokenizer=tokenizer,
+            processor=None,
+            hf_model_type="qwen2",
+            dataset_cls=RLHFDataset,
+            data_config=DictConfigWrap(config.data),
+            tools=ToolListWrap(tools),
+        )
+        try:
+            output: AgentLoopOutput = await agent_loop.run(dict(params), **workload.dataset_row(index))
+        except Exception as e:
+            outcomes[index] = TrajectoryOutcome(Status.failed, time.perf_counter() - start, error=f"{type(e).__name__}: {e}")
+            return
+        outcomes[index] = TrajectoryOutcome(Status.completed, time.perf_counter() - start)
+        outputs[index] = output
+
+    cpu0 = time.process_time()
+    tasks = [asyncio.create_task(one(i)) for i in range(len(workload.plans))]
+    _, pending = await asyncio.wait(tasks, timeout=wall_budget_s)
+    wall = time.perf_counter() - start
+    cpu = time.process_time() - cpu0
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for index, output in outputs.items():  # checked after the clock stopped
+        outcomes[index].answered = "<answer>" in tokenizer.decode(output.response_ids)
+        outcomes[index].cut = is_cut(output)
+    for index in range(len(workload.plans)):
+        outcomes.setdefault(index, TrajectoryOutcome(Status.stuck, wall, error=f"still running after {wall_budget_s}s"))
+    return DriverRun(name, wall, cpu, [outcomes[i] for i in range(len(workload.plans))])

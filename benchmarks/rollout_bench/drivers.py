@@ -1,0 +1,68 @@
+"""Run the three drivers over one scenario's workload, one after the other, same event loop."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+from typing import Any
+
+from verl.experimental.agent_loop.agent_loop import AgentLoopOutput
+
+from benchmarks.rollout_bench.agent_loops import run_agent_loop
+from benchmarks.rollout_bench.outcome import DriverRun
+from benchmarks.rollout_bench.scenarios import Scenario
+from benchmarks.rollout_bench.server import LatencyModelServer
+from benchmarks.rollout_bench.tools import BACKEND, VerlSearch
+from benchmarks.rollout_bench.turn_sync import run_turn_sync
+from benchmarks.rollout_bench.verl_config import compose
+from benchmarks.rollout_bench.workload import Workload
+
+
+def rlfactory_cut(output: AgentLoopOutput) -> bool:
+    return output.extra_fields.get("rlfactory_trajectory", {}).get("stop_reason") == "deadline"
+
+
+#: drivers whose run does not depend on rlfactory's straggler policy
+POLICY_FREE = ("verl_tool_agent", "turn_sync")
+
+
+async def run_scenario(
+    scenario: Scenario,
+    model_dir: Path,
+    tokenizer: Any,
+    drivers: tuple[str, ...],
+    reuse: dict[str, DriverRun] | None = None,
+) -> tuple[Workload, dict[str, DriverRun]]:
+    """Run ``drivers`` in order; a driver found in ``reuse`` (a run of the same workload) is not rerun."""
+    from rlfactory_plugins.runtime import close_runtimes, get_runtime, section_config
+
+    workload = Workload(scenario, tokenizer)
+    config = compose(scenario, model_dir)
+    server = LatencyModelServer(workload, tokenizer)
+    BACKEND.workload = workload
+    runs: dict[str, DriverRun] = {}
+    for name in drivers:
+        if reuse and name in reuse:
+            runs[name] = reuse[name]
+            continue
+        server.reset()
+        gc.collect()
+        if name == "rlfactory":
+            # the per-process runtime (tool manager, parser) outlives training steps: build it untimed,
+            # as verl's worker builds its tools before the step
+            await get_runtime(section_config(config.rlfactory), tokenizer, config.data.get("apply_chat_template_kwargs", {}))
+            runs[name] = await run_agent_loop(
+                name, "rlfactory_agent", config, workload, server, tokenizer, [],
+                wall_budget_s=scenario.wall_budget_s, is_cut=rlfactory_cut,
+            )
+            await close_runtimes()  # the next scenario's tool manager has other limits
+        elif name == "verl_tool_agent":
+            runs[name] = await run_agent_loop(
+                name, "tool_agent", config, workload, server, tokenizer, [VerlSearch(BACKEND)],
+                wall_budget_s=scenario.wall_budget_s,
+            )
+        elif name == "turn_sync":
+            runs[name] = await run_turn_sync(workload, server, tokenizer, BACKEND, tool_timeout_s=scenario.tool_timeout_s)
+        else:
+            raise ValueError(f"unknown driver {name!r} (known: rlfactory, verl_tool_agent, turn_sync)")
+    return workload, runs

@@ -1,0 +1,36 @@
+"""What a driver reports for each trajectory and for the batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Status(str, Enum):
+    completed = "completed"  # the loop returned the trajectory (tool errors inside are fine)
+    failed = "failed"  # the loop raised
+    stuck = "stuck"  # still running when the wall budget ran out (cancelled, counted as failed)
+
+
+@dataclass
+class TrajectoryOutcome:
+    status: Status
+    done_s: float  # since the batch started
+    answered: bool = False  # the final text has the scripted <answer>
+    cut: bool = False  # ended by the straggler policy (deadline)
+    error: str | None = None
+
+
+@dataclass
+class DriverRun:
+    name: str
+    wall_s: float
+    cpu_s: float  # process CPU time (event loop + executor threads) during the run
+    outcomes: list[TrajectoryOutcome] = field(default_factory=list)
+
+    def count(self, *statuses: Status) -> int:
+        return sum(o.status in statuses for o in self.outcomes)
+
+    @property
+    def first_error(self) -> str | None:
+        return next((o.error for o in self.outcomes if o.error), None)

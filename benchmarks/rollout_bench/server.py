@@ -1,0 +1,87 @@
+"""A latency-modelled LLM server with verl's server-manager interface.
+
+It stands where verl's ``LLMServerClient`` stands (the ``server_manager`` of an
+``AgentLoopBase``): ``await generate(request_id, prompt_ids=..., sampling_params=...)``
+returns a ``TokenOutput``. Instead of running a model it recognises the trajectory from
+the user message in ``prompt_ids``, replays that trajectory's scripted turn (real token
+ids), and holds one of ``slots`` batch slots for the modelled generation time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import Counter
+from typing import Any
+
+from verl.workers.rollout.replica import TokenOutput
+
+from benchmarks.rollout_bench.workload import Workload
+
+_TASK_RE = re.compile(r"Task (\d+):")
+
+
+class UnknownPrompt(LookupError):
+    pass
+
+
+class LatencyModelServer:
+    def __init__(self, workload: Workload, tokenizer) -> None:
+        self.workload = workload
+        self.tokenizer = tokenizer
+        self.im_start = tokenizer.convert_tokens_to_ids("<|im_start|>")
+        self.im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self._slots = asyncio.Semaphore(workload.scenario.server.slots)
+        self._segments: dict[tuple[int, ...], int] = {}
+        self.calls: Counter[int] = Counter()
+        self.busy_s = 0.0
+
+    def reset(self) -> None:
+        """Forget the turns served (call before each driver run)."""
+        self._slots = asyncio.Semaphore(self.workload.scenario.server.slots)
+        self.calls.clear()
+        self.busy_s = 0.0
+
+    def trajectory_of(self, prompt_ids: list[int]) -> int:
+        """Index of the trajectory whose user message is in ``prompt_ids``."""
+        start = 0
+        for _ in range(3):  # system, user: the task is in one of the first message segments
+            try:
+                start = prompt_ids.index(self.im_start, start) + 1
+                end = prompt_ids.index(self.im_end, start)
+            except ValueError:
+                break
+            segment = tuple(prompt_ids[start:end])
+            index = self._segments.get(segment)
+            if index is None:
+                match = _TASK_RE.search(self.tokenizer.decode(segment))
+                if match is None:
+                    continue
+                index = self._segments[segment] = int(match.group(1))
+            return index
+        raise UnknownPrompt("no 'Task <i>:' user message in the prompt; was it built from the benchmark's dataset rows?")
+
+    async def generate(
+        self,
+        request_id: str,
+        *,
+        prompt_ids: list[int],
+        sampling_params: dict[str, Any],
+        image_data: list[Any] | None = None,
+        video_data: list[Any] | None = None,
+        **kwargs: Any,
+    ) -> TokenOutput:
+        index = self.trajectory_of(prompt_ids)
+        plan = self.workload.plans[index]
+        turn = min(self.calls[index], len(plan.turns) - 1)  # asked again after its answer: answer again
+        self.calls[index] += 1
+        seconds = self.workload.generation_s(index, turn)
+        async with self._slots:
+            if seconds > 0:
+                await asyncio.sleep(seconds)
+            else:
+                await asyncio.sleep(0)
+            self.busy_s += seconds
+        ids = list(plan.turns[turn])
+        log_probs = [-0.5] * len(ids) if sampling_params.get("logprobs") else None  # as vLLM: only when asked
+        return TokenOutput(token_ids=ids, log_probs=log_probs, stop_reason="completed", num_preempted=0)

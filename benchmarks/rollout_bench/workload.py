@@ -1,0 +1,132 @@
+"""The pre-sampled plan of every trajectory: its prompt, its scripted model turns (real token
+ids), and the latency / hang / failure of each of its tool calls.
+
+Sampled once per scenario from a fixed seed, so every driver sees exactly the same batch.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from dataclasses import dataclass
+
+from benchmarks.rollout_bench.scenarios import Scenario
+
+TOOL_NAME = "bench_search"
+_FILLER = (
+    "Let me think step by step. First, find the facts. Then, check the answer. "
+    "The quick brown fox jumps over the lazy dog. Paris is the capital of France. "
+).split()
+_OBSERVATION = (
+    "Paris is the capital of France. Water boils at 100 degrees. The answer is 42. "
+    "The sum of 3 and 4 is 7. Compute 12 * 5 = 60. "
+)
+_QUERY_RE = re.compile(r"task (\d+) step (\d+)")
+
+
+@dataclass(frozen=True)
+class ToolStep:
+    latency_s: float
+    hangs: bool
+    fails: bool
+
+
+@dataclass(frozen=True)
+class TrajectoryPlan:
+    index: int
+    question: str
+    answer: str
+    #: token ids the model "generates" at each assistant turn (the last one answers)
+    turns: tuple[tuple[int, ...], ...]
+    tools: tuple[ToolStep, ...]
+
+    @property
+    def tool_turns(self) -> int:
+        return len(self.tools)
+
+
+def query_for(index: int, step: int) -> str:
+    return f"task {index} step {step}"
+
+
+def parse_query(query: str) -> tuple[int, int]:
+    """(trajectory index, tool step) from a scripted query; ValueError for anything else."""
+    match = _QUERY_RE.search(query)
+    if match is None:
+        raise ValueError(f"query {query!r} is not a scripted benchmark query ('task <i> step <j>')")
+    return int(match.group(1)), int(match.group(2))
+
+
+def observation(index: int, step: int) -> str:
+    return f"Result {step} for task {index}: {_OBSERVATION}"
+
+
+def _assistant_text(rng: random.Random, index: int, step: int, final: bool, answer: str) -> str:
+    thought = " ".join(rng.choice(_FILLER) for _ in range(rng.randint(8, 24)))
+    if final:
+        return f"{thought}\n<answer>{answer}</answer>"
+    call = f'{{"name": "{TOOL_NAME}", "arguments": {{"query": "{query_for(index, step)}"}}}}'
+    return f"{thought}\n<tool_call>\n{call}\n</tool_call>"
+
+
+class Workload:
+    """N trajectory plans for one scenario, tokenised with ``tokenizer``."""
+
+    def __init__(self, scenario: Scenario, tokenizer) -> None:
+        self.scenario = scenario
+        rng = random.Random(scenario.seed)
+        eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        mu = math.log(scenario.tool_median_s)
+        plans = []
+        for i in range(scenario.n):
+            k = rng.randint(1, scenario.max_tool_turns)
+            answer = str(rng.randint(0, 999))
+            texts = [_assistant_text(rng, i, t, t == k, answer) for t in range(k + 1)]
+            turns = tuple(tuple(tokenizer.encode(text, add_special_tokens=False)) + (eos,) for text in texts)
+            tools = []
+            for _ in range(k):
+                latency = 0.0 if scenario.zero_latency else rng.lognormvariate(mu, scenario.tool_sigma)
+                latency = min(latency, scenario.tool_max_s)
+                hangs = rng.random() < scenario.hang_rate
+                fails = not hangs and rng.random() < scenario.fail_rate
+                tools.append(ToolStep(latency, hangs, fails))
+            question = f"Task {i}: what is the answer? Use the {TOOL_NAME} tool."
+            plans.append(TrajectoryPlan(i, question, answer, turns, tuple(tools)))
+        self.plans: list[TrajectoryPlan] = plans
+
+    def generation_s(self, index: int, turn: int) -> float:
+        """Server time of one assistant turn when it holds a slot."""
+        if self.scenario.zero_latency:
+            return 0.0
+        model = self.scenario.server
+        return model.request_s + model.token_s * len(self.plans[index].turns[turn])
+
+    def trajectory_s(self, index: int) -> float:
+        """The trajectory's own critical path: its generations and tool calls back to back
+        (a hung call counts 0 here: the tool timeout is the driver's to add)."""
+        plan = self.plans[index]
+        gen = sum(self.generation_s(index, t) for t in range(len(plan.turns)))
+        return gen + sum(0.0 if step.hangs else step.latency_s for step in plan.tools)
+
+    def lower_bound_s(self) -> float:
+        """No driver can finish the batch sooner: the slowest trajectory's critical path, or
+        all generation work spread perfectly over the server's slots, whichever is larger."""
+        slowest = max(self.trajectory_s(i) for i in range(len(self.plans)))
+        total_gen = sum(self.generation_s(p.index, t) for p in self.plans for t in range(len(p.turns)))
+        return max(slowest, total_gen / self.scenario.server.slots)
+
+    def messages(self, index: int) -> list[dict[str, str]]:
+        return [{"role": "user", "content": self.plans[index].question}]
+
+    def dataset_row(self, index: int) -> dict:
+        """The fields verl's RLHFDataset gives an agent loop's ``run(**kwargs)``."""
+        plan = self.plans[index]
+        return {
+            "raw_prompt": self.messages(index),
+            "data_source": "rollout_bench",
+            "reward_model": {"style": "rule", "ground_truth": plan.answer},
+            "extra_info": {"index": index},
+            "tools_kwargs": {},
+            "index": index,
+        }
