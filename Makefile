@@ -28,7 +28,14 @@ endif
 	@touch $@
 
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider --import-mode=importlib $(PYTEST_ARGS) tests $(wildcard $(addsuffix tests,$(PACKS)))
+	@status=0; \
+	echo "== tests/ (core, rollout, tools, rewards, e2e)"; \
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests || status=1; \
+	for pack in $(PACKS); do \
+	  echo "== $$pack"; \
+	  (cd $$pack && $(abspath $(PY)) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests) || status=1; \
+	done; \
+	exit $$status
 
 demo: setup
 	$(PY) examples/quickstart/run_demo.py

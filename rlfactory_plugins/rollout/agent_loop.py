@@ -64,6 +64,10 @@ class RLFactoryAgentLoop(AgentLoopBase):
             out = await self.server_manager.generate(request_id=request_id, prompt_ids=ids, sampling_params=params)
             if out.num_preempted is not None:
                 extra["num_preempted"] = max(extra["num_preempted"], 0) + out.num_preempted
+            steps = out.extra_fields.get("global_steps") if isinstance(out.extra_fields, dict) else None
+            if steps is not None:  # verl's V1 trainer reads the policy versions of every trajectory
+                extra.setdefault("min_global_steps", steps)
+                extra["max_global_steps"] = steps
             return out
 
         episode = Episode(rt, generate, trajectory, prompt_ids, sampling_params, self.budget)
@@ -83,6 +87,8 @@ class RLFactoryAgentLoop(AgentLoopBase):
             extra_fields={
                 "rlfactory_trajectory": trajectory.model_dump(mode="json"),
                 "rlfactory_stats": stats,
+                "min_global_steps": extra.get("min_global_steps"),
+                "max_global_steps": extra.get("max_global_steps"),
                 "turn_scores": [],
                 "tool_rewards": [],
             },

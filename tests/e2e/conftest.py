@@ -85,8 +85,8 @@ def build_workspace(root: Path) -> Workspace:
     return Workspace(root=root, model=model, train_file=train, val_file=val, reward_file=reward)
 
 
-def grpo_overrides(ws: Workspace, *, steps: int = 2, n_workers: int = 2, plugins: bool = False) -> list[str]:
-    """The GPU launch line for a tiny GRPO run; CPU-only values go through resolvers."""
+def grpo_overrides(ws: Workspace, *, steps: int = 2, n_workers: int = 2, plugins: bool = True) -> list[str]:
+    """The GPU launch line for a tiny GRPO run; in CPU mode `+plugins=rlfactory` adds what the CPU needs."""
     overrides = [
         "algorithm.adv_estimator=grpo",
         f"data.train_files={ws.train_file}",
@@ -120,28 +120,7 @@ def grpo_overrides(ws: Workspace, *, steps: int = 2, n_workers: int = 2, plugins
     ]
     if plugins:
         overrides.insert(0, "+plugins=rlfactory")
-    else:
-        # What `+plugins=rlfactory` contributes for CPU hosts (see docs/cpu-mode.md).
-        overrides += cpu_resolver_overrides()
     return overrides
-
-
-def cpu_resolver_overrides() -> list[str]:
-    """The CPU-mode config lines, as command-line overrides (GPU values = verl defaults)."""
-    lines = {
-        "+ray_kwargs.ray_init.num_gpus": "${rlfactory_on_cpu:null,${trainer.n_gpus_per_node}}",
-        "ray_kwargs.ray_init.num_cpus": "${rlfactory_on_cpu:null,32}",
-        "transfer_queue.backend.SimpleStorage.num_data_storage_units": "${rlfactory_on_cpu:8,1}",
-        "+actor_rollout_ref.model.override_config.attn_implementation": "${rlfactory_on_cpu:flash_attention_2,sdpa}",
-        "actor_rollout_ref.rollout.agent.num_workers": "${rlfactory_on_cpu:8,1}",
-        "reward.num_workers": "${rlfactory_on_cpu:8,1}",
-        # FSDP1 insists on accelerator-resident modules; FSDP2 runs on CPU with gloo.
-        "actor_rollout_ref.actor.strategy": "${rlfactory_on_cpu:fsdp,fsdp2}",
-        "actor_rollout_ref.actor.fsdp_config.strategy": "${rlfactory_on_cpu:fsdp,fsdp2}",
-        "actor_rollout_ref.ref.fsdp_config.strategy": "${rlfactory_on_cpu:fsdp,fsdp2}",
-    }
-    # Quoted: Hydra's override grammar would read the commas as a sweep.
-    return [f"{key}='{value}'" for key, value in lines.items()]
 
 
 @dataclass

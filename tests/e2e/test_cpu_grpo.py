@@ -1,8 +1,9 @@
 """verl's own trainer (`python -m verl.trainer.main_ppo`) runs real GRPO steps on CPU.
 
-The command line is the GPU one (rollout.name=vllm); CPU mode swaps in the CPU
-platform and the transformers rollout, and the CPU-only config values come from
-the ``rlfactory_on_cpu`` resolvers.
+The command line is the GPU one (rollout.name=vllm) plus ``+plugins=rlfactory``:
+rlfactory's agent loop and reward manager run the rollout and scoring, and CPU mode
+swaps in the CPU platform, the transformers rollout and the CPU-only config values
+(``rlfactory_device/active.yaml``).
 """
 
 from __future__ import annotations
