@@ -6,7 +6,10 @@ and every other ``*metrics*.jsonl`` in the directory is merged in) and ``traject
 (``*.jsonl`` dumps of :class:`~rlfactory_plugins.trajectory.Trajectory`, with ``step``).
 
 :func:`load_run` reads both; per-step tool counts come from the trajectories, so the
-tool panel does not depend on which counters the logger kept. :func:`write_report`
+tool panel does not depend on which counters the logger kept. verl 0.9.1's trainer logs
+only the total reward per step (``critic/score/mean``), so when the metrics carry no
+``reward/<part>`` keys the parts are re-scored from the dumped trajectories with the
+run's own ``rlfactory.rewards`` (read from Hydra's saved ``.hydra/config.yaml``). :func:`write_report`
 draws reward (total and each ``reward/<part>``), tool calls and tool errors, response
 length, and three sample trajectories with their tool calls. ``rlfactory report RUN_DIR``
 is the command line.
@@ -14,6 +17,7 @@ is the command line.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import math
@@ -29,7 +33,7 @@ from rlfactory_plugins.trajectory import Trajectory
 __all__ = ["RunData", "ReportError", "load_run", "summarize", "write_report"]
 
 #: keys that hold the mean total reward of a step, most specific first
-TOTAL_KEYS = ("reward/total/mean", "reward/total", "critic/score/mean")
+TOTAL_KEYS = ("critic/score/mean", "reward/total/mean", "reward/total")
 RESPONSE_LENGTH_KEYS = ("response_length/mean", "response/length/mean")
 _PART = re.compile(r"^reward/(?P<part>[^/]+)(?:/mean)?$")
 _NOT_PARTS = {"total", "per_turn", "deadline_override"}
@@ -152,6 +156,34 @@ def trajectory_metrics(rows: list[tuple[dict[str, Any], Trajectory]]) -> dict[in
     return out
 
 
+def run_reward_entries(root: Path) -> list[Any]:
+    """The ``rlfactory.rewards`` of the run, from the Hydra config it saved (empty if none found)."""
+    from omegaconf import OmegaConf
+
+    from rlfactory_plugins.config import validate_section
+
+    for path in sorted(root.rglob(".hydra/config.yaml")):
+        section = OmegaConf.load(path).get("rlfactory")
+        if section is not None:
+            return validate_section(OmegaConf.to_container(section, resolve=False)).rewards
+    return []
+
+
+def rescored_metrics(rows: list[tuple[dict[str, Any], Trajectory]], entries: list[Any]) -> dict[int, dict[str, float]]:
+    """Per-step means of every reward part (``reward/<part>/mean``) re-scored from the trajectories."""
+    from rlfactory_plugins.rewards.composite import CompositeReward
+
+    stepped = [(raw, t) for raw, t in rows if t.step is not None]
+    scores = asyncio.run(CompositeReward(entries).score_many([t for _, t in stepped]))
+    sums: dict[int, dict[str, list[float]]] = {}
+    for (raw, traj), score in zip(stepped, scores, strict=True):
+        raw.setdefault("reward", score.total)
+        parts = sums.setdefault(int(traj.step or 0), {})
+        for part in score.parts:
+            parts.setdefault(f"reward/{part.key}/mean", []).append(part.score)
+    return {step: {k: statistics.fmean(v) for k, v in parts.items()} for step, parts in sums.items()}
+
+
 def _samples(rows: list[tuple[dict[str, Any], Trajectory]], k: int = 3) -> list[SampleTrajectory]:
     """``k`` trajectories to show: one from the first step, the rest from the last (best first)."""
     stepped = [(raw, t) for raw, t in rows if t.step is not None] or rows
@@ -169,8 +201,9 @@ def _samples(rows: list[tuple[dict[str, Any], Trajectory]], k: int = 3) -> list[
     return picked + last[: k - 1]
 
 
-def load_run(run_dir: str | Path) -> RunData:
-    """Metrics (all ``*metrics*.jsonl``) and trajectories (``trajectories/``) of a run directory."""
+def load_run(run_dir: str | Path, rescore: bool = True) -> RunData:
+    """Metrics (all ``*metrics*.jsonl``) and trajectories (``trajectories/``) of a run directory;
+    ``rescore``: re-score reward parts from the trajectories when the metrics lack them."""
     root = Path(run_dir)
     if not root.is_dir():
         raise ReportError(f"run directory {str(root)!r} does not exist; pass the folder a run wrote (e.g. runs/demo)")
@@ -181,6 +214,10 @@ def load_run(run_dir: str | Path) -> RunData:
             run.metrics.setdefault(step, {}).update(values)
     traj_dir = root / "trajectories"
     rows = read_trajectories(traj_dir) if traj_dir.is_dir() else []
+    entries = run_reward_entries(root) if rescore and rows and not run.reward_parts() else []
+    if entries:
+        for step, values in rescored_metrics(rows, entries).items():
+            run.metrics.setdefault(step, {}).update(values)
     for step, values in trajectory_metrics(rows).items():
         run.metrics.setdefault(step, {}).update(values)
     run.samples = _samples(rows)
@@ -352,9 +389,9 @@ class ReportPaths:
     summary: dict[str, Any]
 
 
-def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> ReportPaths:
+def write_report(run_dir: str | Path, out_dir: str | Path | None = None, rescore: bool = True) -> ReportPaths:
     """Write ``report.png`` and ``report.html`` (default: into the run directory)."""
-    run = load_run(run_dir)
+    run = load_run(run_dir, rescore)
     out = Path(out_dir) if out_dir is not None else run.run_dir
     out.mkdir(parents=True, exist_ok=True)
     png = render_png(run, out / "report.png")

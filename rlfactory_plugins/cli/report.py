@@ -15,12 +15,16 @@ def report_cmd(
     run_dir: Path = typer.Argument(..., help="a run directory, e.g. runs/demo (metrics.jsonl + trajectories/)"),
     out: Path | None = typer.Option(None, "--out", help="where to write report.png/html (default: RUN_DIR)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+    rescore: bool = typer.Option(
+        True, "--rescore/--no-rescore",
+        help="re-score reward parts from the trajectories with the run's rlfactory.rewards when metrics lack them",
+    ),
 ) -> None:
     """Plot reward (total and parts), tool calls/errors, response length and sample trajectories."""
     from rlfactory_plugins.report import write_report
 
     try:
-        paths = write_report(run_dir, out)
+        paths = write_report(run_dir, out, rescore)
     except RLFactoryError as e:
         typer.secho(str(e), fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None

@@ -98,3 +98,23 @@ def test_errors_name_the_fix(tmp_path):
         load_run(tmp_path)
     res = CliRunner().invoke(app, ["report", str(tmp_path / "nope")])
     assert res.exit_code == 2 and "does not exist" in res.output
+
+
+def test_reward_parts_rescored_from_trajectories_with_the_runs_config(run_dir):
+    """verl logs only the total; the parts come from the run's own rlfactory.rewards (Hydra's saved config)."""
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    with open(run_dir / "metrics.jsonl", "w") as f:
+        for row in metrics:
+            row["data"] = {k: v for k, v in row["data"].items() if not k.startswith("reward/")}
+            f.write(json.dumps(row) + "\n")
+    hydra = run_dir / "hydra" / ".hydra"
+    hydra.mkdir(parents=True)
+    (hydra / "config.yaml").write_text(
+        "rlfactory:\n  rewards:\n  - {name: tool_verify, weight: 0.5}\n  - {name: qa_format, weight: 0.5}\n"
+    )
+    run = load_run(run_dir)
+    assert run.reward_parts() == ["reward/qa_format/mean", "reward/tool_verify/mean"]
+    assert run.metrics[1]["reward/tool_verify/mean"] == pytest.approx((0.5 + 3) / 4)  # a failed call: parsed, not ok
+    assert run.metrics[STEPS]["reward/tool_verify/mean"] == pytest.approx(1.0)
+    assert run.metrics[1]["reward/qa_format/mean"] == pytest.approx(1.0)
+    assert "reward/tool_verify/mean" not in load_run(run_dir, rescore=False).metrics[1]
