@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -101,6 +102,7 @@ async def _main(args: argparse.Namespace, model_dir: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
+    os.environ.setdefault("VERL_LOGGING_LEVEL", "ERROR")  # before verl's import: it logs every scripted tool failure
     logging.basicConfig(level=logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="rollout-bench-") as tmp:
         return asyncio.run(_main(args, Path(tmp) / "tiny"))

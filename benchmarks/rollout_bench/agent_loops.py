@@ -62,7 +62,11 @@ async def run_agent_loop(
     outcomes: dict[int, TrajectoryOutcome] = {}
     outputs: dict[int, AgentLoopOutput] = {}
 
+    instantiate_s = 0.0
+
     async def one(index: int) -> None:
+        nonlocal instantiate_s
+        t0 = time.perf_counter()
         agent_loop = hydra.utils.instantiate(
             config=loop_config,
             trainer_config=DictConfigWrap(config=config),
@@ -74,6 +78,7 @@ async def run_agent_loop(
             data_config=DictConfigWrap(config.data),
             tools=ToolListWrap(tools),
         )
+        instantiate_s += time.perf_counter() - t0
         try:
             output: AgentLoopOutput = await agent_loop.run(dict(params), **workload.dataset_row(index))
         except Exception as e:
@@ -95,4 +100,4 @@ async def run_agent_loop(
         outcomes[index].cut = is_cut(output)
     for index in range(len(workload.plans)):
         outcomes.setdefault(index, TrajectoryOutcome(Status.stuck, wall, error=f"still running after {wall_budget_s}s"))
-    return DriverRun(name, wall, cpu, [outcomes[i] for i in range(len(workload.plans))])
+    return DriverRun(name, wall, cpu, [outcomes[i] for i in range(len(workload.plans))], instantiate_s)

@@ -27,6 +27,8 @@ class DriverRun:
     wall_s: float
     cpu_s: float  # process CPU time (event loop + executor threads) during the run
     outcomes: list[TrajectoryOutcome] = field(default_factory=list)
+    #: of wall_s: verl's per-trajectory ``hydra.utils.instantiate`` of the loop (verl's worker, not the loop)
+    instantiate_s: float = 0.0
 
     def count(self, *statuses: Status) -> int:
         return sum(o.status in statuses for o in self.outcomes)

@@ -57,5 +57,6 @@ def scenario_line(workload: Workload, runs: dict[str, DriverRun]) -> dict[str, A
     # driver CPU (event loop + its executor threads) per assistant turn of the batch
     turns = sum(len(p.turns) for p in workload.plans)
     line["cpu_ms_per_turn"] = per_driver(lambda r: round(1000 * r.cpu_s / turns, 3))
+    line["instantiate_s"] = per_driver(lambda r: round(r.instantiate_s, 3))
     line["errors"] = per_driver(lambda r: r.first_error)
     return line

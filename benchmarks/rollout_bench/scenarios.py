@@ -80,6 +80,6 @@ def all_scenarios(n: int, seed: int = 0) -> list[Scenario]:
         base,
         replace(base, name="hangs", hang_rate=0.01, fail_rate=0.01, tool_timeout_s=5.0, wall_budget_s=30.0),
         long_tail,
-        replace(long_tail, name="long_tail_deadline", deadline_s=3.0, same_workload_as="long_tail"),
+        replace(long_tail, name="long_tail_deadline", deadline_s=5.0, same_workload_as="long_tail"),
         replace(base, name="zero_latency", zero_latency=True),
     ]

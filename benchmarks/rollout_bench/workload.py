@@ -6,6 +6,7 @@ Sampled once per scenario from a fixed seed, so every driver sees exactly the sa
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 import re
@@ -110,11 +111,26 @@ class Workload:
         return gen + sum(0.0 if step.hangs else step.latency_s for step in plan.tools)
 
     def lower_bound_s(self) -> float:
-        """No driver can finish the batch sooner: the slowest trajectory's critical path, or
-        all generation work spread perfectly over the server's slots, whichever is larger."""
-        slowest = max(self.trajectory_s(i) for i in range(len(self.plans)))
-        total_gen = sum(self.generation_s(p.index, t) for p in self.plans for t in range(len(p.turns)))
-        return max(slowest, total_gen / self.scenario.server.slots)
+        """No driver can finish the batch sooner: every trajectory's turns back to back with no
+        driver overhead at all, each generation waiting (first come, first served) for one of the
+        server's slots, tools never waiting. At least the slowest trajectory's critical path."""
+        slots = self.scenario.server.slots
+        ready: list[tuple[float, int, int]] = [(0.0, i, 0) for i in range(len(self.plans))]  # (ready at, traj, turn)
+        heapq.heapify(ready)
+        free_at = [0.0] * slots  # heap of the times the slots become free
+        end = 0.0
+        while ready:
+            at, index, turn = heapq.heappop(ready)
+            start = max(at, heapq.heappop(free_at))
+            done = start + self.generation_s(index, turn)
+            heapq.heappush(free_at, done)
+            plan = self.plans[index]
+            if turn < plan.tool_turns:
+                step = plan.tools[turn]
+                heapq.heappush(ready, (done + (0.0 if step.hangs else step.latency_s), index, turn + 1))
+            else:
+                end = max(end, done)
+        return max(end, max(self.trajectory_s(i) for i in range(len(self.plans))))
 
     def messages(self, index: int) -> list[dict[str, str]]:
         return [{"role": "user", "content": self.plans[index].question}]
