@@ -1,0 +1,203 @@
+"""``make demo``: train a tiny search agent end to end with verl's GRPO through rlfactory.
+
+1. data    — the shipped synthetic QA set as verl parquet files (``task.py``),
+2. model   — a tiny Qwen2 with a tokenizer trained on the corpus, warm-started on a
+             few hundred partial demonstrations of the search-call format (``warm_start.py``),
+3. GRPO    — ``train.sh``: ``python -m verl.trainer.main_ppo +plugins=rlfactory ...``,
+             with one summary line per step printed from verl's console logger,
+4. report  — ``rlfactory report runs/<name>`` -> ``report.png`` + ``report.html``.
+
+Everything lands in ``runs/<name>/``. ``--fast`` is the 2-step smoke variant used by the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import task  # noqa: E402
+import warm_start  # noqa: E402
+
+STEP_LINE = re.compile(r"step:(\d+) - (.*)$")
+#: what the per-step progress line shows: (label, metric keys tried in order, format)
+PROGRESS = (
+    ("reward", ("critic/score/mean",), "{:.2f}"),
+    ("em", ("reward/qa_em/mean", "reward/qa_em"), "{:.2f}"),
+    ("format", ("reward/qa_format/mean", "reward/qa_format"), "{:.2f}"),
+    ("tool", ("reward/tool_verify/mean", "reward/tool_verify"), "{:.2f}"),
+    ("calls", ("rollout/calls/mean",), "{:.2f}"),
+    ("errors", ("rollout/calls_error/mean",), "{:.2f}"),
+    ("len", ("response_length/mean",), "{:.0f}"),
+    ("s", ("timing_s/step",), "{:.1f}"),
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--name", default="demo", help="run name: outputs go to runs/<name>/")
+    p.add_argument("--runs", type=Path, default=Path("runs"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=30, help="GRPO steps")
+    p.add_argument("--prompts", type=int, default=8, help="prompts per GRPO step")
+    p.add_argument("--samples", type=int, default=4, help="GRPO group size (rollout.n)")
+    p.add_argument("--demos", type=int, default=1800, help="warm-start demonstrations (about other made-up worlds)")
+    p.add_argument("--demo-accuracy", type=float, default=0.5,
+                   help="fraction of demonstrations answering the asked fact (the rest: the passage's other fact)")
+    p.add_argument("--sft-steps", type=int, default=1500)
+    p.add_argument("--sft-batch", type=int, default=16)
+    p.add_argument("--sft-lr", type=float, default=3e-3)
+    p.add_argument("--vocab-size", type=int, default=1024)
+    p.add_argument("--fast", action="store_true", help="smoke test: 2 GRPO steps, short warm start")
+    p.add_argument("overrides", nargs="*", help="extra Hydra overrides passed to main_ppo")
+    args = p.parse_args(argv)
+    if args.fast:
+        args.steps, args.prompts, args.samples, args.sft_steps, args.demos = 2, 4, 2, 20, 200
+    return args
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+# -- 1 + 2: data and warm-started model ------------------------------------------------
+
+
+def prepare(args: argparse.Namespace, run_dir: Path) -> tuple[Path, Path]:
+    data_dir, model_dir = run_dir / "data", run_dir / "model"
+    _, rl_rows, val_rows = task.split_rows(task.load_qa(), 0, args.seed)
+    task.write_parquet(rl_rows, data_dir / "train.parquet", "train")
+    task.write_parquet(val_rows, data_dir / "val.parquet", "test")
+    log(f"[data] {len(rl_rows)} RL prompts, {len(val_rows)} held-out -> {data_dir}")
+
+    settings = {k: getattr(args, k) for k in ("seed", "demos", "demo_accuracy", "sft_steps", "sft_batch", "sft_lr",
+                                               "vocab_size")}
+    settings["model_size"] = warm_start.MODEL_SIZE
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    marker = model_dir / "warm_start.json"
+    if marker.exists() and json.loads(marker.read_text()).get("key") == key:
+        log(f"[model] reusing the warm-started model in {model_dir} (same settings)")
+        return data_dir, model_dir
+    shutil.rmtree(model_dir, ignore_errors=True)
+    start = time.time()
+    corpus, world = task.warm_start_world(model_dir.parent / "warm_start", worlds=-(-args.demos // 600))
+    random.Random(args.seed).shuffle(world)
+    demos = task.demonstrations(world[: args.demos], args.demo_accuracy, args.seed, corpus)
+    warm_start.build_model(model_dir, demos, task.corpus_texts(), vocab_size=args.vocab_size, seed=args.seed)
+    examples = warm_start.encode_all(model_dir, demos)
+    log(f"[model] tiny Qwen2 {warm_start.MODEL_SIZE}; warm start on {len(examples)} demonstrations "
+        f"about other made-up worlds ({args.demo_accuracy:.0%} answer the asked fact)")
+    result = warm_start.train(model_dir, examples, steps=args.sft_steps, batch_size=args.sft_batch, lr=args.sft_lr,
+                              seed=args.seed, log=log)
+    marker.write_text(json.dumps({"key": key, "settings": settings, **result}, indent=2) + "\n")
+    log(f"[model] warm start done in {time.time() - start:.0f}s (final loss {result['loss']:.3f})")
+    return data_dir, model_dir
+
+
+# -- 3: GRPO through verl's main_ppo ---------------------------------------------------
+
+
+def progress_line(step: int, items: str) -> str:
+    values: dict[str, float] = {}
+    for item in items.split(" - "):
+        key, _, value = item.partition(":")
+        try:
+            values[key.strip()] = float(value)
+        except ValueError:
+            pass
+    parts = [f"step {step:3d}"]
+    for label, keys, fmt in PROGRESS:
+        key = next((k for k in keys if k in values), None)
+        if key is not None:
+            parts.append(f"{label} {fmt.format(values[key])}")
+    return "  ".join(parts)
+
+
+def train(args: argparse.Namespace, run_dir: Path, data_dir: Path, model_dir: Path) -> int:
+    for stale in ("metrics.jsonl", "rlfactory_metrics.jsonl", "trajectories", "checkpoints", "report.png", "report.html"):
+        path = run_dir / stale
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    env = dict(os.environ)
+    env.update(
+        RUN_DIR=str(run_dir), MODEL=str(model_dir), DATA=str(data_dir), STEPS=str(args.steps),
+        PROMPTS=str(args.prompts), SAMPLES=str(args.samples), SEED=str(args.seed), PYTHON=sys.executable,
+        TOKENIZERS_PARALLELISM="false", HYDRA_FULL_ERROR="1", RAY_DEDUP_LOGS="0",
+    )
+    env.pop("RAY_ADDRESS", None)  # always a private, local Ray cluster
+    cmd = ["bash", str(HERE / "train.sh"), f"hydra.run.dir={run_dir / 'hydra'}", *args.overrides]
+    log_path = run_dir / "train.log"
+    log(f"[grpo] {args.steps} steps x {args.prompts} prompts x {args.samples} samples; log: {log_path}")
+    with open(log_path, "w") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                out.write(line)
+                if line.startswith("+ python -m verl.trainer.main_ppo"):
+                    log("[grpo] " + line.strip())
+                m = STEP_LINE.search(line)
+                if m:
+                    log("[grpo] " + progress_line(int(m.group(1)), m.group(2)))
+            rc = proc.wait()
+        finally:
+            _end_session(proc)
+    if rc != 0:
+        tail = "".join(log_path.read_text(errors="replace").splitlines(keepends=True)[-40:])
+        log(f"[grpo] main_ppo exited with {rc}; last lines of {log_path}:\n{tail}")
+    return rc
+
+
+def _end_session(proc: subprocess.Popen) -> None:
+    """Stop what main_ppo left behind in its process group (Ray's local cluster)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        time.sleep(1)
+
+
+# -- 4: report ---------------------------------------------------------------------------
+
+
+def report(run_dir: Path) -> dict:
+    from rlfactory_plugins.report import write_report
+
+    paths = write_report(run_dir)
+    s = paths.summary
+    log(f"[report] {paths.png}  {paths.html}")
+    log(f"[report] {s['steps']} steps: mean reward {s['reward_first']:.3f} (first 5) -> {s['reward_last']:.3f} "
+        f"(last 5), gain {s['reward_gain']:+.3f}; tool success (last 5) {s['tool_success_last']:.2f}")
+    return s
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    run_dir = (args.runs / args.name).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    data_dir, model_dir = prepare(args, run_dir)
+    rc = train(args, run_dir, data_dir, model_dir)
+    if rc != 0:
+        return rc
+    summary = report(run_dir)
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "seconds": round(time.time() - start)}, indent=2))
+    log(f"[done] {time.time() - start:.0f}s; outputs in {run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""The demo's tiny model and its supervised warm start (a plain PyTorch loop).
+
+``build_model`` trains the tokenizer on the corpus and the rendered demonstrations
+(:func:`rlfactory_plugins.tiny_model.build_tiny_model`) and re-initialises a somewhat
+larger random Qwen2 than the default one. ``encode`` lays a demonstration out token by
+token exactly as the rollout will: the chat-template prompt, the assistant's call, the
+observation wrapped by the parser's own
+:class:`~rlfactory_plugins.rollout.observation.ObservationFormat`, and the answer; only
+the assistant's tokens carry loss. ``train`` runs a few hundred AdamW steps over them.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from task import PARSER, Demonstration, prompt_messages
+
+#: the model RL starts from: ~1.4M parameters, fast enough for 2 CPU cores
+MODEL_SIZE: dict[str, int] = {
+    "hidden_size": 128,
+    "intermediate_size": 384,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+}
+
+
+def build_model(out_dir: Path, demos: list[Demonstration], corpus: list[str], *, vocab_size: int, seed: int) -> Path:
+    """Tokenizer trained on corpus + rendered demonstrations; a fresh random model of ``MODEL_SIZE``."""
+    import torch
+    from transformers import AutoConfig, Qwen2Config, Qwen2ForCausalLM
+
+    from rlfactory_plugins.tiny_model import build_tiny_model
+
+    build_tiny_model(out_dir, vocab_size=vocab_size, seed=seed, corpus=corpus + [d.text() for d in demos])
+    base = AutoConfig.from_pretrained(out_dir).to_dict()
+    for derived in ("layer_types", "head_dim", "max_window_layers"):  # recomputed from the new sizes
+        base.pop(derived, None)
+    config = Qwen2Config(**{**base, **MODEL_SIZE})
+    torch.manual_seed(seed)
+    Qwen2ForCausalLM(config).save_pretrained(out_dir, safe_serialization=True)
+    return out_dir
+
+
+@dataclass
+class Example:
+    ids: list[int]
+    targets: list[int]  # the token position t must predict, -100 = no loss (prompt and observation)
+
+
+def encode(tokenizer: Any, obs_format: Any, demo: Demonstration) -> Example:
+    """Tokens as the rollout lays them out; loss on the assistant's tokens.
+
+    The CPU rollout does not stop at the parser's stop strings itself (the rollout cuts
+    client-side), so the model is also taught to end its turn with EOS right after
+    ``</search>``; the rollout drops that EOS and appends the observation, as here.
+    """
+    prompt = tokenizer.apply_chat_template(prompt_messages(demo.qa), add_generation_prompt=True, tokenize=False)
+    prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)
+    call = tokenizer.encode(demo.call_text(), add_special_tokens=False)
+    obs, _ = obs_format.render(tokenizer, call, [demo.observation], max_tokens=512)
+    answer = tokenizer.encode(demo.answer_text(), add_special_tokens=False) + [tokenizer.eos_token_id]
+    ids = prompt_ids + call + obs + answer
+    trained = [False] * len(prompt_ids) + [True] * len(call) + [False] * len(obs) + [True] * len(answer)
+    targets = [nxt if train_next else -100 for nxt, train_next in zip(ids[1:], trained[1:])] + [-100]
+    targets[len(prompt_ids) + len(call) - 1] = tokenizer.eos_token_id
+    return Example(ids, targets)
+
+
+def encode_all(model_dir: Path, demos: list[Demonstration]) -> list[Example]:
+    from transformers import AutoTokenizer
+
+    from rlfactory_plugins.plugins import get_registry
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    obs_format = get_registry().parser(PARSER)().observation_format(tokenizer)
+    return [encode(tokenizer, obs_format, d) for d in demos]
+
+
+def train(
+    model_dir: Path, examples: list[Example], *, steps: int, batch_size: int, lr: float, seed: int, log=print
+) -> dict[str, float]:
+    """AdamW with linear warm-up and cosine decay on the assistant tokens; saves over ``model_dir``."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    warmup = max(1, steps // 10)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
+    )
+    pad = model.config.pad_token_id or 0
+    start, loss_value = time.time(), math.nan
+    order: list[int] = []
+    for step in range(1, steps + 1):
+        if len(order) < batch_size:
+            order += rng.sample(range(len(examples)), len(examples))
+        batch = [examples[order.pop()] for _ in range(batch_size)]
+        width = max(len(e.ids) for e in batch)
+        ids = torch.tensor([e.ids + [pad] * (width - len(e.ids)) for e in batch])
+        targets = torch.tensor([e.targets + [-100] * (width - len(e.targets)) for e in batch])
+        mask = torch.tensor([[1] * len(e.ids) + [0] * (width - len(e.ids)) for e in batch])
+        logits = model(input_ids=ids, attention_mask=mask).logits
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        loss_value = float(loss.detach())
+        if step == 1 or step % 50 == 0 or step == steps:
+            log(f"  warm start step {step:4d}/{steps}  loss {loss_value:.3f}  ({time.time() - start:.0f}s)")
+    model.save_pretrained(model_dir, safe_serialization=True)
+    return {"loss": loss_value, "seconds": time.time() - start}
