@@ -24,6 +24,7 @@ from rlfactory_plugins.rollout.lifecycle import call_each
 from rlfactory_plugins.rollout.metrics import StepMetrics
 from rlfactory_plugins.rollout.observation import ObservationFormat
 from rlfactory_plugins.rollout.parsers import ToolCallParser
+from rlfactory_plugins.rollout.stragglers import StepStragglers
 from rlfactory_plugins.trajectory import Trajectory, TurnRecord
 
 logger = logging.getLogger("rlfactory")
@@ -42,6 +43,10 @@ class Runtime:
     """OpenAI function schemas of every tool, rendered once for the prompts."""
     metrics: StepMetrics = field(default_factory=StepMetrics)
     _newest_step: int = -1
+
+    def __post_init__(self) -> None:
+        rollout = self.config.rollout
+        self.stragglers = StepStragglers(rollout.straggler_fraction, rollout.straggler_grace_s)
 
     @classmethod
     async def create(

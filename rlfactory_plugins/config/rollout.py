@@ -19,6 +19,14 @@ class RolloutConfig(BaseModel):
         gt=0,
         description="wall-time budget per trajectory; when spent it ends with stop_reason=deadline, keeping its tokens",
     )
+    straggler_fraction: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="per-step policy: once this fraction of a worker's trajectories of the step have finished, "
+        "the rest get straggler_grace_s more seconds, then end with stop_reason=deadline",
+    )
+    straggler_grace_s: float = Field(default=10.0, ge=0, description="see straggler_fraction")
     repair_json: bool = Field(
         default=True, description="repair almost-JSON tool calls with json-repair (the call is flagged 'repaired')"
     )

@@ -71,8 +71,10 @@ class Episode:
         timeout = self.cfg.trajectory_timeout_s
         deadline = None if timeout is None else self.loop.time() + timeout
         scope = asyncio.timeout_at(deadline)
+        stragglers, step = self.rt.stragglers, traj.step  # step may be filled in later from the server
         try:
             async with scope:
+                stragglers.enter(step, scope)
                 for index in range(self.cfg.max_turns):
                     await self._turn(index)
                 raise _Stop("max_turns")  # pragma: no cover - _turn ends the last turn itself
@@ -81,11 +83,20 @@ class Episode:
         except TimeoutError as e:
             if scope.expired():
                 traj.stop_reason = "deadline"
-                traj.error = f"trajectory_timeout_s={timeout} spent; kept {len(self.tokens)} response tokens"
+                if stragglers.enabled and stragglers.cut_by_policy(scope, deadline):
+                    why = (
+                        f"straggler policy: {self.cfg.straggler_fraction:.0%} of this step's trajectories had "
+                        f"finished and straggler_grace_s={self.cfg.straggler_grace_s} was spent"
+                    )
+                else:
+                    why = f"trajectory_timeout_s={timeout} spent"
+                traj.error = f"{why}; kept {len(self.tokens)} response tokens"
             else:
                 self._fail(e)
         except Exception as e:
             self._fail(e)
+        finally:
+            stragglers.leave(step, scope)
         traj.response_text = self.rt.tokenizer.decode(self.tokens.ids, skip_special_tokens=False)
         return self.tokens
 

@@ -192,3 +192,31 @@ async def test_search_r1_cuts_at_stop_and_writes_raw_information(tools_plugin, t
     assert tokenizer.decode(out.response_ids[:s]).endswith("</search>")
     assert tokenizer.decode(out.response_ids[s:e]) == "\n\n<information>Doc about capital of France.</information>\n\n"
     assert out.response_ids[:s] == server.outputs[0][:s]  # a prefix of what was generated
+
+
+async def test_step_straggler_policy_cuts_the_tail_only(tools_plugin, tokenizer):
+    """9 of 10 trajectories answer at once; the 10th waits on a slow tool. With
+    straggler_fraction=0.9 and grace 0.3 s it ends as 'deadline' ~0.3 s after the 9th."""
+    cfg = section(straggler_fraction=0.9, straggler_grace_s=0.3, slow_timeout=30)
+    fast = [make_agent_loop(ScriptedServer(tokenizer, ["<answer>5</answer>"], delay=0.05), tokenizer, cfg) for _ in range(9)]
+    slow_server = ScriptedServer(tokenizer, ['<tool_call>{"name": "slow", "arguments": {"seconds": 20}}</tool_call>', "x"])
+    slow = make_agent_loop(slow_server, tokenizer, cfg)
+    start = time.perf_counter()
+    outs = await asyncio.gather(*(run_loop(loop) for loop in [slow, *fast]))
+    elapsed = time.perf_counter() - start
+    trajs = [traj_of(o) for o in outs]
+    assert [t.stop_reason for t in trajs] == ["deadline"] + ["answer"] * 9
+    assert "straggler policy" in trajs[0].error and elapsed < 3
+    assert outs[0].response_ids == slow_server.outputs[0]  # kept what it had
+
+
+async def test_straggler_policy_off_by_default_waits_for_everyone(tools_plugin, tokenizer):
+    cfg = section(slow_timeout=30)
+    fast = make_agent_loop(ScriptedServer(tokenizer, ["<answer>5</answer>"]), tokenizer, cfg)
+    slowish = make_agent_loop(
+        ScriptedServer(tokenizer, ['<tool_call>{"name": "slow", "arguments": {"seconds": 0.6}}</tool_call>', "<answer>1</answer>"]),
+        tokenizer,
+        cfg,
+    )
+    outs = await asyncio.gather(run_loop(slowish), run_loop(fast))
+    assert [traj_of(o).stop_reason for o in outs] == ["answer", "answer"]
