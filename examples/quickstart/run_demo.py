@@ -29,8 +29,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import task  # noqa: E402
+import world  # noqa: E402
 import warm_start  # noqa: E402
 
+#: the warm start's first phase stops once it has learnt the demonstrations (mean loss of 50 steps)
+STOP_LOSS = 0.01
 STEP_LINE = re.compile(r"step:(\d+) - (.*)$")
 #: what the per-step progress line shows: (label, metric keys tried in order, format)
 PROGRESS = (
@@ -53,10 +56,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=30, help="GRPO steps")
     p.add_argument("--prompts", type=int, default=8, help="prompts per GRPO step")
     p.add_argument("--samples", type=int, default=4, help="GRPO group size (rollout.n)")
-    p.add_argument("--demos", type=int, default=1800, help="warm-start demonstrations (about other made-up worlds)")
-    p.add_argument("--demo-accuracy", type=float, default=0.5,
-                   help="fraction of demonstrations answering the asked fact (the rest: the passage's other fact)")
-    p.add_argument("--sft-steps", type=int, default=1500)
+    p.add_argument("--demos", type=int, default=2400, help="warm-start demonstrations (about other entities)")
+    p.add_argument("--demo-search", type=float, default=0.2,
+                   help="warm start's second phase: fraction of demonstrations that search (the rest guess)")
+    p.add_argument("--sft-steps", type=int, default=3000, help="warm start's first phase (every demonstration searches)")
+    p.add_argument("--sft-mix-steps", type=int, default=150, help="warm start's second phase (--demo-search)")
+    p.add_argument("--sft-mix-lr", type=float, default=1e-3)
     p.add_argument("--sft-batch", type=int, default=16)
     p.add_argument("--sft-lr", type=float, default=3e-3)
     p.add_argument("--vocab-size", type=int, default=1024)
@@ -64,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides passed to main_ppo")
     args = p.parse_args(argv)
     if args.fast:
-        args.steps, args.prompts, args.samples, args.sft_steps, args.demos = 2, 4, 2, 20, 200
+        args.steps, args.prompts, args.samples, args.sft_steps, args.sft_mix_steps, args.demos = 2, 4, 2, 20, 10, 200
     return args
 
 
@@ -75,35 +80,38 @@ def log(msg: str) -> None:
 # -- 1 + 2: data and warm-started model ------------------------------------------------
 
 
-def prepare(args: argparse.Namespace, run_dir: Path) -> tuple[Path, Path]:
+def prepare(args: argparse.Namespace, run_dir: Path) -> tuple[Path, Path, Path]:
     data_dir, model_dir = run_dir / "data", run_dir / "model"
-    _, rl_rows, val_rows = task.split_rows(task.load_qa(), 0, args.seed)
-    task.write_parquet(rl_rows, data_dir / "train.parquet", "train")
-    task.write_parquet(val_rows, data_dir / "val.parquet", "test")
-    log(f"[data] {len(rl_rows)} RL prompts, {len(val_rows)} held-out -> {data_dir}")
+    w = world.build(run_dir / "world", args.seed, warm=args.demos)
+    task.write_parquet(w.rl, data_dir / "train.parquet", "train")
+    task.write_parquet(w.val, data_dir / "val.parquet", "test")
+    log(f"[data] {len(w.rl)} RL prompts, {len(w.val)} held-out, corpus {w.corpus} -> {data_dir}")
 
-    settings = {k: getattr(args, k) for k in ("seed", "demos", "demo_accuracy", "sft_steps", "sft_batch", "sft_lr",
-                                               "vocab_size")}
+    settings = {k: getattr(args, k) for k in ("seed", "demos", "demo_search", "sft_steps", "sft_mix_steps", "sft_batch",
+                                               "sft_lr", "sft_mix_lr", "vocab_size")}
     settings["model_size"] = warm_start.MODEL_SIZE
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     marker = model_dir / "warm_start.json"
     if marker.exists() and json.loads(marker.read_text()).get("key") == key:
         log(f"[model] reusing the warm-started model in {model_dir} (same settings)")
-        return data_dir, model_dir
+        return data_dir, model_dir, w.corpus
     shutil.rmtree(model_dir, ignore_errors=True)
     start = time.time()
-    corpus, world = task.warm_start_world(model_dir.parent / "warm_start", worlds=-(-args.demos // 600))
-    random.Random(args.seed).shuffle(world)
-    demos = task.demonstrations(world[: args.demos], args.demo_accuracy, args.seed, corpus)
-    warm_start.build_model(model_dir, demos, task.corpus_texts(), vocab_size=args.vocab_size, seed=args.seed)
-    examples = warm_start.encode_all(model_dir, demos)
-    log(f"[model] tiny Qwen2 {warm_start.MODEL_SIZE}; warm start on {len(examples)} demonstrations "
-        f"about other made-up worlds ({args.demo_accuracy:.0%} answer the asked fact)")
-    result = warm_start.train(model_dir, examples, steps=args.sft_steps, batch_size=args.sft_batch, lr=args.sft_lr,
-                              seed=args.seed, log=log)
+    demos = task.demonstrations(w.warm)
+    mixed = task.with_guesses(demos, args.demo_search, args.seed)
+    warm_start.build_model(model_dir, demos + mixed, w.texts(), vocab_size=args.vocab_size, seed=args.seed)
+    log(f"[model] tiny Qwen2 {warm_start.MODEL_SIZE}; warm start on {len(demos)} demonstrations about other "
+        f"entities: {args.sft_steps} steps that all search, then {args.sft_mix_steps} steps where "
+        f"{args.demo_search:.0%} search and the rest guess")
+    result = warm_start.train(model_dir, warm_start.encode_all(model_dir, demos), steps=args.sft_steps,
+                              batch_size=args.sft_batch, lr=args.sft_lr, seed=args.seed, log=log, stop_loss=STOP_LOSS)
+    mix = warm_start.train(model_dir, warm_start.encode_all(model_dir, mixed), steps=args.sft_mix_steps,
+                           batch_size=args.sft_batch, lr=args.sft_mix_lr, seed=args.seed, log=log)
+    result = {"loss": result["loss"], "steps": result["steps"], "mix_loss": mix["loss"],
+              "seconds": result["seconds"] + mix["seconds"]}
     marker.write_text(json.dumps({"key": key, "settings": settings, **result}, indent=2) + "\n")
     log(f"[model] warm start done in {time.time() - start:.0f}s (final loss {result['loss']:.3f})")
-    return data_dir, model_dir
+    return data_dir, model_dir, w.corpus
 
 
 # -- 3: GRPO through verl's main_ppo ---------------------------------------------------
@@ -125,13 +133,13 @@ def progress_line(step: int, items: str) -> str:
     return "  ".join(parts)
 
 
-def train(args: argparse.Namespace, run_dir: Path, data_dir: Path, model_dir: Path) -> int:
+def train(args: argparse.Namespace, run_dir: Path, data_dir: Path, model_dir: Path, corpus: Path) -> int:
     for stale in ("metrics.jsonl", "rlfactory_metrics.jsonl", "trajectories", "checkpoints", "report.png", "report.html"):
         path = run_dir / stale
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     env = dict(os.environ)
     env.update(
-        RUN_DIR=str(run_dir), MODEL=str(model_dir), DATA=str(data_dir), STEPS=str(args.steps),
+        RUN_DIR=str(run_dir), MODEL=str(model_dir), DATA=str(data_dir), CORPUS=str(corpus), STEPS=str(args.steps),
         PROMPTS=str(args.prompts), SAMPLES=str(args.samples), SEED=str(args.seed), PYTHON=sys.executable,
         TOKENIZERS_PARALLELISM="false", HYDRA_FULL_ERROR="1", RAY_DEDUP_LOGS="0",
     )
@@ -173,15 +181,36 @@ def _end_session(proc: subprocess.Popen) -> None:
 # -- 4: report ---------------------------------------------------------------------------
 
 
+def check_outputs(run_dir: Path, steps: int) -> str | None:
+    """What is missing from a finished run (None: metrics and trajectories are all there)."""
+    metrics = run_dir / "metrics.jsonl"
+    if not metrics.is_file():
+        return f"{metrics} was not written (verl's file logger: is trainer.logger still [console,file]?)"
+    rows = [line for line in metrics.read_text().splitlines() if line.strip()]
+    if len(rows) != steps:
+        return f"{metrics} has {len(rows)} rows, expected one per step ({steps})"
+    if not any((run_dir / "trajectories").glob("*.jsonl")):
+        return f"no trajectory dumps in {run_dir / 'trajectories'} (rlfactory.trajectory_dir)"
+    return None
+
+
 def report(run_dir: Path) -> dict:
     from rlfactory_plugins.report import write_report
 
     paths = write_report(run_dir)
-    s = paths.summary
     log(f"[report] {paths.png}  {paths.html}")
-    log(f"[report] {s['steps']} steps: mean reward {s['reward_first']:.3f} (first 5) -> {s['reward_last']:.3f} "
-        f"(last 5), gain {s['reward_gain']:+.3f}; tool success (last 5) {s['tool_success_last']:.2f}")
-    return s
+    return paths.summary
+
+
+def summary_lines(s: dict) -> list[str]:
+    """The run's headline: total reward and each part, first 5 vs last 5 steps, tool success at the end."""
+    lines = [f"{s['steps']} steps: mean reward {s['reward_first']:.3f} (first 5) -> {s['reward_last']:.3f} (last 5), "
+             f"gain {s['reward_gain']:+.3f}"]
+    for key in sorted(k[: -len("_first")] for k in s if k.startswith("reward/") and k.endswith("_first")):
+        lines.append(f"  {key.split('/')[1]:<12} {s[key + '_first']:.3f} -> {s[key + '_last']:.3f}")
+    lines.append(f"tool calls per trajectory (last 5) {s['tool_calls_last']:.2f}, "
+                 f"tool-call success rate (last 5) {s['tool_success_last']:.2f}")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,13 +218,24 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = (args.runs / args.name).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    data_dir, model_dir = prepare(args, run_dir)
-    rc = train(args, run_dir, data_dir, model_dir)
+    data_dir, model_dir, corpus = prepare(args, run_dir)
+    prepared = time.time()
+    rc = train(args, run_dir, data_dir, model_dir, corpus)
     if rc != 0:
         return rc
+    trained = time.time()
+    missing = check_outputs(run_dir, args.steps)
+    if missing:
+        log(f"[error] main_ppo exited 0 but {missing}; see {run_dir / 'train.log'}")
+        return 3
     summary = report(run_dir)
-    (run_dir / "summary.json").write_text(json.dumps({**summary, "seconds": round(time.time() - start)}, indent=2))
-    log(f"[done] {time.time() - start:.0f}s; outputs in {run_dir}")
+    seconds = {"prepare": round(prepared - start), "grpo": round(trained - prepared), "report": round(time.time() - trained),
+               "total": round(time.time() - start)}
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "seconds": seconds}, indent=2))
+    for line in summary_lines(summary):
+        log("[summary] " + line)
+    log(f"[done] {seconds['total']}s (data + warm start {seconds['prepare']}s, GRPO {seconds['grpo']}s, "
+        f"report {seconds['report']}s); outputs in {run_dir}")
     return 0
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from task import PARSER, Demonstration, prompt_messages
+from world import ADJECTIVES, NOUNS, PLACES
 
 #: the model RL starts from: ~1.4M parameters, fast enough for 2 CPU cores
 MODEL_SIZE: dict[str, int] = {
@@ -38,6 +39,7 @@ def build_model(out_dir: Path, demos: list[Demonstration], corpus: list[str], *,
     from rlfactory_plugins.tiny_model import build_tiny_model
 
     build_tiny_model(out_dir, vocab_size=vocab_size, seed=seed, corpus=corpus + [d.text() for d in demos])
+    _check_single_tokens(out_dir)
     base = AutoConfig.from_pretrained(out_dir).to_dict()
     for derived in ("layer_types", "head_dim", "max_window_layers"):  # recomputed from the new sizes
         base.pop(derived, None)
@@ -47,26 +49,52 @@ def build_model(out_dir: Path, demos: list[Demonstration], corpus: list[str], *,
     return out_dir
 
 
+def _check_single_tokens(model_dir: Path) -> None:
+    """Answers and name words must be whole tokens: copying single tokens from a fixed place is what
+    a tiny model learns in minutes."""
+    from transformers import AutoTokenizer
+
+    from rlfactory_plugins.errors import ConfigError
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    words = PLACES + ADJECTIVES + NOUNS
+    split = {w: tokenizer.tokenize(" " + w) for w in words if len(tokenizer.tokenize(" " + w)) != 1}
+    if split:
+        raise ConfigError(f"answers split into several tokens by the demo tokenizer: {split}; "
+                          "raise --vocab-size or use other words in world.py")
+
+
+#: also train on the observation's tokens (language modelling of the passages): predicting the
+#: name's second mention from the passage's title is the same copy skill the answer needs, and
+#: with it the copy is learnt in a few hundred steps instead of a few thousand. GRPO never
+#: trains on observations (verl masks them); this only shapes the warm start.
+OBSERVATION_LOSS = False
+
+
 @dataclass
 class Example:
     ids: list[int]
-    targets: list[int]  # the token position t must predict, -100 = no loss (prompt and observation)
+    targets: list[int]  # the token position t must predict, -100 = no loss (the prompt)
 
 
 def encode(tokenizer: Any, obs_format: Any, demo: Demonstration) -> Example:
-    """Tokens as the rollout lays them out; loss on the assistant's tokens.
+    """Tokens as the rollout lays them out; loss on the assistant's tokens (and the observation's).
 
     The CPU rollout does not stop at the parser's stop strings itself (the rollout cuts
     client-side), so the model is also taught to end its turn with EOS right after
     ``</search>``; the rollout drops that EOS and appends the observation, as here.
     """
-    prompt = tokenizer.apply_chat_template(prompt_messages(demo.qa), add_generation_prompt=True, tokenize=False)
+    prompt = tokenizer.apply_chat_template(prompt_messages(demo.fact), add_generation_prompt=True, tokenize=False)
     prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)
+    answer = tokenizer.encode(demo.answer_text(), add_special_tokens=False) + [tokenizer.eos_token_id]
+    if demo.query is None:  # answers without searching
+        ids = prompt_ids + answer
+        targets = [nxt if i + 1 >= len(prompt_ids) else -100 for i, nxt in enumerate(ids[1:])] + [-100]
+        return Example(ids, targets)
     call = tokenizer.encode(demo.call_text(), add_special_tokens=False)
     obs, _ = obs_format.render(tokenizer, call, [demo.observation], max_tokens=512)
-    answer = tokenizer.encode(demo.answer_text(), add_special_tokens=False) + [tokenizer.eos_token_id]
     ids = prompt_ids + call + obs + answer
-    trained = [False] * len(prompt_ids) + [True] * len(call) + [False] * len(obs) + [True] * len(answer)
+    trained = [False] * len(prompt_ids) + [True] * len(call) + [OBSERVATION_LOSS] * len(obs) + [True] * len(answer)
     targets = [nxt if train_next else -100 for nxt, train_next in zip(ids[1:], trained[1:])] + [-100]
     targets[len(prompt_ids) + len(call) - 1] = tokenizer.eos_token_id
     return Example(ids, targets)
@@ -83,9 +111,13 @@ def encode_all(model_dir: Path, demos: list[Demonstration]) -> list[Example]:
 
 
 def train(
-    model_dir: Path, examples: list[Example], *, steps: int, batch_size: int, lr: float, seed: int, log=print
+    model_dir: Path, examples: list[Example], *, steps: int, batch_size: int, lr: float, seed: int, log=print,
+    stop_loss: float | None = None,
 ) -> dict[str, float]:
-    """AdamW with linear warm-up and cosine decay on the assistant tokens; saves over ``model_dir``."""
+    """AdamW with linear warm-up and cosine decay on the assistant tokens; saves over ``model_dir``.
+
+    With ``stop_loss`` it stops early once the mean loss of the last 50 steps is below it.
+    """
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -101,6 +133,7 @@ def train(
     pad = model.config.pad_token_id or 0
     start, loss_value = time.time(), math.nan
     order: list[int] = []
+    recent: list[float] = []
     for step in range(1, steps + 1):
         if len(order) < batch_size:
             order += rng.sample(range(len(examples)), len(examples))
@@ -117,7 +150,12 @@ def train(
         opt.step()
         sched.step()
         loss_value = float(loss.detach())
-        if step == 1 or step % 50 == 0 or step == steps:
+        recent = (recent + [loss_value])[-50:]
+        done = stop_loss is not None and len(recent) == 50 and sum(recent) / 50 < stop_loss
+        if step == 1 or step % 50 == 0 or step == steps or done:
             log(f"  warm start step {step:4d}/{steps}  loss {loss_value:.3f}  ({time.time() - start:.0f}s)")
+        if done:
+            log(f"  warm start: mean loss of the last 50 steps below {stop_loss}, stopping at step {step}")
+            break
     model.save_pretrained(model_dir, safe_serialization=True)
-    return {"loss": loss_value, "seconds": time.time() - start}
+    return {"loss": loss_value, "steps": step, "seconds": time.time() - start}
