@@ -1,11 +1,13 @@
 """``make demo``: train a tiny search agent end to end with verl's GRPO through rlfactory.
 
-1. data    — the shipped synthetic QA set as verl parquet files (``task.py``),
-2. model   — a tiny Qwen2 with a tokenizer trained on the corpus, warm-started on a
-             few hundred partial demonstrations of the search-call format (``warm_start.py``),
+1. data    — the demo's synthetic world (``world.py``) as verl parquet files (``task.py``),
+2. model   — a tiny Qwen2 with a tokenizer trained on the corpus, warm-started in two phases:
+             demonstrations that all search until learnt, then a short mix where most guess
+             instead (``warm_start.py``), so the model starts out searching only sometimes,
 3. GRPO    — ``train.sh``: ``python -m verl.trainer.main_ppo +plugins=rlfactory ...``,
              with one summary line per step printed from verl's console logger,
-4. report  — ``rlfactory report runs/<name>`` -> ``report.png`` + ``report.html``.
+4. report  — ``rlfactory report runs/<name>`` -> ``report.png`` + ``report.html``, and a summary:
+             reward (total and each part) over the first vs last 5 steps, tool success at the end.
 
 Everything lands in ``runs/<name>/``. ``--fast`` is the 2-step smoke variant used by the tests.
 """
@@ -16,7 +18,6 @@ import argparse
 import hashlib
 import json
 import os
-import random
 import re
 import shutil
 import signal
@@ -59,7 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--demos", type=int, default=2400, help="warm-start demonstrations (about other entities)")
     p.add_argument("--demo-search", type=float, default=0.2,
                    help="warm start's second phase: fraction of demonstrations that search (the rest guess)")
-    p.add_argument("--sft-steps", type=int, default=3000, help="warm start's first phase (every demonstration searches)")
+    p.add_argument("--sft-steps", type=int, default=3000,
+                   help="warm start's first phase (every demonstration searches; stops early once learnt)")
     p.add_argument("--sft-mix-steps", type=int, default=150, help="warm start's second phase (--demo-search)")
     p.add_argument("--sft-mix-lr", type=float, default=1e-3)
     p.add_argument("--sft-batch", type=int, default=16)
@@ -229,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"[error] main_ppo exited 0 but {missing}; see {run_dir / 'train.log'}")
         return 3
     summary = report(run_dir)
-    seconds = {"prepare": round(prepared - start), "grpo": round(trained - prepared), "report": round(time.time() - trained),
-               "total": round(time.time() - start)}
+    seconds = {"prepare": round(prepared - start), "grpo": round(trained - prepared),
+               "report": round(time.time() - trained), "total": round(time.time() - start)}
     (run_dir / "summary.json").write_text(json.dumps({**summary, "seconds": seconds}, indent=2))
     for line in summary_lines(summary):
         log("[summary] " + line)

@@ -81,7 +81,8 @@ class Demonstration:
         """The whole exchange as plain text (for training the tokenizer)."""
         if self.query is None:
             return f"{self.fact.question}\n{self.answer_text()}"
-        return f"{self.fact.question}\n{self.call_text()}\n<information>{self.observation}</information>\n{self.answer_text()}"
+        observation = f"<information>{self.observation}</information>"
+        return f"{self.fact.question}\n{self.call_text()}\n{observation}\n{self.answer_text()}"
 
 
 async def _observations(queries: list[str], corpus: Path) -> list[str]:

@@ -64,21 +64,14 @@ def _check_single_tokens(model_dir: Path) -> None:
                           "raise --vocab-size or use other words in world.py")
 
 
-#: also train on the observation's tokens (language modelling of the passages): predicting the
-#: name's second mention from the passage's title is the same copy skill the answer needs, and
-#: with it the copy is learnt in a few hundred steps instead of a few thousand. GRPO never
-#: trains on observations (verl masks them); this only shapes the warm start.
-OBSERVATION_LOSS = False
-
-
 @dataclass
 class Example:
     ids: list[int]
-    targets: list[int]  # the token position t must predict, -100 = no loss (the prompt)
+    targets: list[int]  # the token position t must predict, -100 = no loss (prompt and observation)
 
 
 def encode(tokenizer: Any, obs_format: Any, demo: Demonstration) -> Example:
-    """Tokens as the rollout lays them out; loss on the assistant's tokens (and the observation's).
+    """Tokens as the rollout lays them out; loss on the assistant's tokens.
 
     The CPU rollout does not stop at the parser's stop strings itself (the rollout cuts
     client-side), so the model is also taught to end its turn with EOS right after
@@ -94,7 +87,7 @@ def encode(tokenizer: Any, obs_format: Any, demo: Demonstration) -> Example:
     call = tokenizer.encode(demo.call_text(), add_special_tokens=False)
     obs, _ = obs_format.render(tokenizer, call, [demo.observation], max_tokens=512)
     ids = prompt_ids + call + obs + answer
-    trained = [False] * len(prompt_ids) + [True] * len(call) + [OBSERVATION_LOSS] * len(obs) + [True] * len(answer)
+    trained = [False] * len(prompt_ids) + [True] * len(call) + [False] * len(obs) + [True] * len(answer)
     targets = [nxt if train_next else -100 for nxt, train_next in zip(ids[1:], trained[1:])] + [-100]
     targets[len(prompt_ids) + len(call) - 1] = tokenizer.eos_token_id
     return Example(ids, targets)

@@ -1,17 +1,17 @@
 """The demo's own synthetic world: made-up entities, one fact each, in a regular layout.
 
-Every passage states one fact about one made-up entity, and the fact is the passage's
-last word, e.g. ``"Blue Falcon"\\nThe ship Blue Falcon sails from Lima.``; the question ends
-with the entity's name (``Which city is home to the ship Blue Falcon?``). Answers are drawn from a fixed list of short city names,
-so a model cannot know which one belongs to a made-up entity (guessing is right about
-1 time in ``len(PLACES)``): it has to search for the entity and copy the answer out of
-the observation. The regular layout is what makes that copy learnable for a ~2M-parameter
-model in a few minutes of CPU; the shipped ``rlfactory-tool-search`` world (two facts per
-passage, multi-token made-up answers) is left to the pack and its tests.
+Every passage states one fact about one made-up entity, and the fact is the passage's last
+word, e.g. ``"Blue Falcon"\\nThe ship Blue Falcon sails from Lima.``; the question ends with
+the entity's name (``Which city is home to the ship Blue Falcon?``). Answers come from a fixed
+list of city names, so a model cannot know which one belongs to a made-up entity (a guess is
+right about 1 time in ``len(PLACES)``): it has to search for the entity and copy the answer out
+of the observation. Names and answers are single tokens of the demo tokenizer and sit in fixed
+places, which is what makes both copies learnable for a ~1.4M-parameter model in under a minute
+of CPU. The shipped ``rlfactory-tool-search`` world (two facts per passage, multi-token made-up
+answers) is left to the pack and its tests.
 
-``make_world(seed, entities)`` is deterministic. Entity names are unique across all the
-``build(out_dir, seed)`` is deterministic. RL and validation entities never share
-a name with the warm-start worlds (the warm start teaches copying, not the RL world's facts).
+``build(out_dir, seed)`` is deterministic. RL and validation entities never share a name with
+the warm-start worlds (the warm start teaches copying, not the RL world's facts).
 """
 
 from __future__ import annotations
