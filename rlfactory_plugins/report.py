@@ -198,7 +198,17 @@ def _samples(rows: list[tuple[dict[str, Any], Trajectory]], k: int = 3) -> list[
     picked = [sample(*next((r, t) for r, t in stepped if (t.step or 0) == first_step))]
     last = [sample(r, t) for r, t in stepped if (t.step or 0) == last_step and t is not picked[0].trajectory]
     last.sort(key=lambda s: (s.reward is None, -(s.reward or 0.0), -len(s.trajectory.tool_calls)))
-    return picked + last[: k - 1]
+    seen = {_question(picked[0].trajectory)}
+    for s in last:  # GRPO samples a prompt n times: show different prompts
+        if len(picked) < k and _question(s.trajectory) not in seen:
+            seen.add(_question(s.trajectory))
+            picked.append(s)
+    picked += [s for s in last if s not in picked][: k - len(picked)]  # too few distinct prompts
+    return picked
+
+
+def _question(t: Trajectory) -> str:
+    return json.dumps(t.prompt, sort_keys=True, default=str)
 
 
 def load_run(run_dir: str | Path, rescore: bool = True) -> RunData:
