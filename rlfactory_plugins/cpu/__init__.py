@@ -6,7 +6,7 @@ point) in the driver and in every Ray worker.  In CPU mode it registers
 * a verl platform named ``cpu`` (:mod:`rlfactory_plugins.cpu.platform`),
 * a transformers rollout backend under ``hf`` and, in CPU mode only, also under
   ``vllm`` and ``sglang`` so the GPU launch line works unchanged
-  (:mod:`rlfactory_plugins.cpu.rollout`),
+  (:mod:`rlfactory_plugins.cpu.server`, :mod:`rlfactory_plugins.cpu.rollout`),
 * the narrow verl patches in :mod:`rlfactory_plugins.cpu.patches`,
 * ``VERL_ENGINE_DEVICE=cuda`` (verl registers its FSDP engine for cuda/npu only;
   FSDP2 itself runs on CPU with gloo).

@@ -129,7 +129,7 @@ def test_rollout_server_generates_with_matching_log_probs(tmp_path):
     from transformers import AutoModelForCausalLM
     from verl.workers.rollout.replica import TokenOutput
 
-    from rlfactory_plugins.cpu.rollout import HFRolloutServer
+    from rlfactory_plugins.cpu.server import HFRolloutServer
     from rlfactory_plugins.tiny_model import build_tiny_model
 
     path = build_tiny_model(tmp_path / "m")
