@@ -13,9 +13,11 @@ others down. The result is cached per process; ``load_plugins(fresh=True)`` rebu
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import logging
 import os
+import re
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -75,7 +77,7 @@ def _register_checked(pm: pluggy.PluginManager, plugin: Any, name: str, info: Pl
     except pluggy.PluginValidationError as e:
         if pm.is_registered(plugin):
             pm.unregister(plugin)
-        registry.add_error(name, _explain_validation(e), info)
+        registry.add_error(name, _explain_validation(pm, e), info)
         return
     except ValueError as e:  # duplicate plugin name
         registry.add_error(name, str(e), info)
@@ -83,11 +85,14 @@ def _register_checked(pm: pluggy.PluginManager, plugin: Any, name: str, info: Pl
     registry.plugins[name] = info
 
 
-def _explain_validation(e: pluggy.PluginValidationError) -> str:
-    msg = str(e)
-    known = sorted(n for n in dir(hookspecs) if callable(getattr(hookspecs, n)) and not n.startswith("hook"))
-    known = [n for n in known if n not in ("TYPE_CHECKING", "Callable")]
-    return f"{msg} (known hooks: {', '.join(known)})"
+def _explain_validation(pm: pluggy.PluginManager, e: pluggy.PluginValidationError) -> str:
+    known = sorted(n for n, caller in vars(pm.hook).items() if caller.has_spec())
+    hint = ""
+    bad = re.search(r"unknown hook '([^']+)'", str(e))
+    close = difflib.get_close_matches(bad.group(1), known, n=1) if bad else []
+    if close:
+        hint = f"; did you mean {close[0]!r}?"
+    return f"{e} (known hooks: {', '.join(known)}{hint})"
 
 
 def register_plugin(pm: pluggy.PluginManager, registry: Registry, plugin: Any, name: str) -> None:

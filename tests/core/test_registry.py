@@ -63,7 +63,7 @@ def test_misspelt_hook_names_plugin_and_hook(rlfactory_register):
 
     registry = rlfactory_register(Misspelt(), name="typo-pack")
     (err,) = [e for e in registry.errors if e.plugin == "typo-pack"]
-    assert "register_tool" in err.error and "register_tools" in err.error
+    assert "register_tool" in err.error and "did you mean 'register_tools'" in err.error
     assert "typo-pack" not in registry.plugins
 
 
