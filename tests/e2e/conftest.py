@@ -85,9 +85,10 @@ def build_workspace(root: Path) -> Workspace:
     return Workspace(root=root, model=model, train_file=train, val_file=val, reward_file=reward)
 
 
-def grpo_overrides(ws: Workspace, *, steps: int = 2, n_workers: int = 2, plugins: bool = True) -> list[str]:
+def grpo_overrides(ws: Workspace, *, steps: int = 2, n_workers: int = 2) -> list[str]:
     """The GPU launch line for a tiny GRPO run; in CPU mode `+plugins=rlfactory` adds what the CPU needs."""
-    overrides = [
+    return [
+        "+plugins=rlfactory",
         "algorithm.adv_estimator=grpo",
         f"data.train_files={ws.train_file}",
         f"data.val_files={ws.val_file}",
@@ -118,9 +119,6 @@ def grpo_overrides(ws: Workspace, *, steps: int = 2, n_workers: int = 2, plugins
         "trainer.save_freq=-1",
         f"trainer.default_local_dir={ws.root / 'ckpt'}",
     ]
-    if plugins:
-        overrides.insert(0, "+plugins=rlfactory")
-    return overrides
 
 
 @dataclass
