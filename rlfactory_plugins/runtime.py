@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlfactory_plugins.config import RLFactoryConfig, validate_section
+from rlfactory_plugins.rollout.codec import Codec
 from rlfactory_plugins.rollout.dump import dump_trajectory, write_metrics_line
 from rlfactory_plugins.rollout.lifecycle import call_each
 from rlfactory_plugins.rollout.metrics import StepMetrics
@@ -42,10 +43,13 @@ class Runtime:
     tool_schemas: list[dict[str, Any]] = field(default_factory=list)
     """OpenAI function schemas of every tool, rendered once for the prompts."""
     metrics: StepMetrics = field(default_factory=StepMetrics)
+    codec: Codec = field(init=False)
+    """The tokenizer's encode/decode for the hot path (:mod:`rlfactory_plugins.rollout.codec`)."""
     _newest_step: int = -1
 
     def __post_init__(self) -> None:
         rollout = self.config.rollout
+        self.codec = Codec(self.tokenizer)
         self.stragglers = StepStragglers(rollout.straggler_fraction, rollout.straggler_grace_s)
 
     @classmethod

@@ -97,7 +97,7 @@ class Episode:
             self._fail(e)
         finally:
             stragglers.leave(step, scope)
-        traj.response_text = self.rt.tokenizer.decode(self.tokens.ids, skip_special_tokens=False)
+        traj.response_text = self.rt.codec.decode(self.tokens.ids, skip_special_tokens=False)
         return self.tokens
 
     def _fail(self, e: BaseException) -> None:
@@ -142,7 +142,7 @@ class Episode:
         return fn(*args)
 
     def _decode_and_parse(self, ids: list[int]) -> tuple[list[int], str, ParseResult]:
-        ids, text = cut_at_stop(self.rt.tokenizer, ids, tuple(self.rt.parser.stop))
+        ids, text = cut_at_stop(self.rt.codec, ids, tuple(self.rt.parser.stop))
         return ids, text, self.rt.parser.parse(text)
 
     @staticmethod
@@ -176,7 +176,7 @@ class Episode:
             call.result = result
         contents = [self._observation_text(c) for c in turn.tool_calls]
         obs_ids, truncated = await self._offload(
-            sum(map(len, contents)) > _INLINE_CHARS, self.rt.observation.render, self.rt.tokenizer, self.tokens.ids,
+            sum(map(len, contents)) > _INLINE_CHARS, self.rt.observation.render, self.rt.codec, self.tokens.ids,
             contents, self.cfg.max_observation_tokens,
         )
         if len(obs_ids) + 1 > self.budget - len(self.tokens):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rlfactory_plugins.errors import ConfigError
+from rlfactory_plugins.rollout.codec import Codec
 
 TRUNCATION_MARKER = "...[truncated]"
 _SENTINELS = ("@@RLF_OBS_A@@", "@@RLF_OBS_B@@", "@@RLF_OBS_C@@")
@@ -106,15 +107,15 @@ class ObservationFormat:
                 return list(close[k:])
         return list(close)
 
-    def content_ids(self, tokenizer: Any, text: str, max_tokens: int) -> tuple[list[int], bool]:
+    def content_ids(self, codec: Codec, text: str, max_tokens: int) -> tuple[list[int], bool]:
         """Token ids of one observation, cut to ``max_tokens`` plus a visible marker."""
-        ids = list(_encode(tokenizer, text))
+        ids = codec.encode(text)
         if len(ids) <= max_tokens:
             return ids, False
         return ids[:max_tokens] + list(self.marker), True
 
     def render(
-        self, tokenizer: Any, response_ids: list[int], contents: list[str], max_tokens: int
+        self, codec: Codec, response_ids: list[int], contents: list[str], max_tokens: int
     ) -> tuple[list[int], bool]:
         """Tokens appended after an assistant turn: close + wrapped observations + next header."""
         out = self.closing_ids(response_ids) + list(self.first)
@@ -122,7 +123,7 @@ class ObservationFormat:
         for i, text in enumerate(contents):
             if i:
                 out += self.between
-            ids, cut = self.content_ids(tokenizer, text, max_tokens)
+            ids, cut = self.content_ids(codec, text, max_tokens)
             out += ids
             truncated = truncated or cut
         out += self.last

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from rlfactory_plugins.errors import ConfigError
+from rlfactory_plugins.rollout.codec import Codec
 from rlfactory_plugins.rollout.observation import ObservationFormat
 from rlfactory_plugins.rollout.parsers import HermesParser
 
@@ -26,16 +27,16 @@ def test_delta_matches_full_template_render(tokenizer):
     generated = tokenizer.encode(head, add_special_tokens=False)
     for ends_with_eos in (True, False):
         response = generated + ([tokenizer.convert_tokens_to_ids("<|im_end|>")] if ends_with_eos else [])
-        obs, truncated = fmt.render(tokenizer, response, ["5", "x y"], max_tokens=64)
+        obs, truncated = fmt.render(Codec(tokenizer), response, ["5", "x y"], max_tokens=64)
         assert tokenizer.decode(response + obs) == full and not truncated
 
 
 def test_truncation_marks_and_counts(tokenizer):
     fmt = ObservationFormat.from_text(tokenizer, first="<i>", between="|", last="</i>")
-    ids, cut = fmt.content_ids(tokenizer, "abc " * 100, max_tokens=10)
+    ids, cut = fmt.content_ids(Codec(tokenizer), "abc " * 100, max_tokens=10)
     assert cut and ids[:10] == tokenizer.encode("abc " * 100, add_special_tokens=False)[:10]
     assert tokenizer.decode(ids).endswith("...[truncated]")
-    assert tokenizer.decode(fmt.render(tokenizer, [], ["a", "b"], 10)[0]) == "<i>a|b</i>"
+    assert tokenizer.decode(fmt.render(Codec(tokenizer), [], ["a", "b"], 10)[0]) == "<i>a|b</i>"
 
 
 def test_template_without_tool_role_is_a_config_error(tokenizer):
