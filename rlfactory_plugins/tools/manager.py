@@ -191,6 +191,9 @@ class ToolManager:
 
     async def call_many(self, calls: Iterable[tuple[str, dict[str, Any] | None]]) -> list[ToolResult]:
         """Run calls concurrently; results come back in the order of ``calls``."""
+        calls = list(calls)
+        if len(calls) == 1:  # the common turn: no task to schedule
+            return [await self.call(*calls[0])]
         return list(await asyncio.gather(*(self.call(name, args) for name, args in calls)))
 
     def _done(self, result: ToolResult, start: float, bucket: str | None = None) -> ToolResult:
