@@ -1,7 +1,8 @@
 """The ``rlfactory_agent`` verl agent loop (``actor_rollout_ref.rollout.agent.default_agent_loop``).
 
-verl builds one object per trajectory; everything shared lives in
-:mod:`rlfactory_plugins.runtime`. ``run`` renders the prompt (with the tool schemas
+verl's worker builds one object per trajectory, rlfactory's worker one per worker
+(``shared_across_trajectories``); either way ``run`` keeps per-trajectory state in locals
+and everything shared lives in :mod:`rlfactory_plugins.runtime`. ``run`` renders the prompt (with the tool schemas
 when the parser wants them), runs the multi-turn :class:`~rlfactory_plugins.rollout.episode.Episode`
 and returns verl's ``AgentLoopOutput`` with the trajectory record in
 ``extra_fields["rlfactory_trajectory"]`` (read by the ``rlfactory`` reward manager)
@@ -28,6 +29,10 @@ AGENT_LOOP_NAME = "rlfactory_agent"
 @register(AGENT_LOOP_NAME)
 class RLFactoryAgentLoop(AgentLoopBase):
     """Multi-turn tool-calling rollout driven by the ``rlfactory:`` config section."""
+
+    #: ``run`` keeps its state in locals, so rlfactory's agent-loop worker builds one object per
+    #: worker instead of one per trajectory (see :mod:`rlfactory_plugins.rollout.shared_loops`)
+    shared_across_trajectories = True
 
     def __init__(self, *args: Any, tools: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # verl's own `tools` (multi_turn.tool_config_path) are not used

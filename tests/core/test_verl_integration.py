@@ -65,7 +65,7 @@ def test_agent_loop_registered_inside_ray_worker():
 
 def test_without_cpu_mode_only_rlfactory_choices_change(venv_run):
     """On a machine with an accelerator (CPU mode off), +plugins=rlfactory changes nothing of
-    verl's config but the agent loop, the reward manager and the added rlfactory section."""
+    verl's config but the agent loop (and its manager), the reward manager and the added rlfactory section."""
     env = {"RLFACTORY_CPU": "0"}
     plain = yaml.safe_load(venv_run("python", "-m", "verl.trainer.main_ppo", "--cfg", "job", env=env, check=True).stdout)
     ours = yaml.safe_load(
@@ -73,6 +73,8 @@ def test_without_cpu_mode_only_rlfactory_choices_change(venv_run):
     )
     assert ours.pop("rlfactory")
     ours["actor_rollout_ref"]["rollout"]["agent"]["default_agent_loop"] = "single_turn_agent"
+    manager = ours["actor_rollout_ref"]["rollout"]["agent"].pop("agent_loop_manager_class")  # not in verl's yaml
+    assert manager == "rlfactory_plugins.rollout.worker.AgentLoopManager"
     ours["reward"]["reward_manager"]["name"] = "naive"
     assert ours == plain
 

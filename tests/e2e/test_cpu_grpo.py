@@ -55,3 +55,8 @@ def test_rollout_and_actor_log_probs_agree(grpo_run):
 
 def test_vllm_name_was_served_by_the_cpu_backend(grpo_run):
     assert "served by the transformers CPU backend" in grpo_run.log
+
+
+def test_rlfactory_worker_shared_one_loop_object(grpo_run):
+    """+plugins=rlfactory's agent_loop_manager_class ran: its worker built rlfactory_agent once."""
+    assert "one shared rlfactory_plugins.rollout.agent_loop.RLFactoryAgentLoop object serves" in grpo_run.log
