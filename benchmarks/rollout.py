@@ -65,6 +65,17 @@ def _setup(model_dir: Path):
     return AutoTokenizer.from_pretrained(model_dir)
 
 
+def saved_s(runs: dict, reuse: dict, earlier: tuple | None) -> dict[str, float | None]:
+    """Per driver, seconds its straggler policy saved: its wall on the same workload without the
+    policy (the earlier scenario, e.g. ``long_tail``) minus its wall here. Only for drivers that
+    were rerun with the policy (``reuse`` holds the ones whose earlier run was reused)."""
+    out: dict[str, float | None] = {}
+    for name, run in runs.items():
+        before = earlier[1].get(name) if earlier is not None and name not in reuse else None
+        out[name] = None if before is None else round(before.wall_s - run.wall_s, 3)
+    return out
+
+
 async def _main(args: argparse.Namespace, model_dir: Path) -> int:
     from benchmarks.rollout_bench.drivers import POLICY_FREE, run_scenario
 
@@ -86,12 +97,14 @@ async def _main(args: argparse.Namespace, model_dir: Path) -> int:
         t0 = time.perf_counter()
         reuse, reused = {}, {}
         earlier = done.get(scenario.same_workload_as)
-        if earlier is not None and same_workload(scenario, earlier[0]):
+        if earlier is not None and not same_workload(scenario, earlier[0]):
+            earlier = None
+        if earlier is not None:
             reuse = {d: run for d, run in earlier[1].items() if d in POLICY_FREE}
             reused = {d: earlier[0].name for d in reuse}
         workload, runs = await run_scenario(scenario, model_dir, tokenizer, drivers, reuse)
         done[scenario.name] = (scenario, runs)
-        line = json.dumps({**scenario_line(workload, runs), "reused": reused})
+        line = json.dumps({**scenario_line(workload, runs), "reused": reused, "saved_s": saved_s(runs, reuse, earlier)})
         print(line, flush=True)
         print(f"# {scenario.name}: {time.perf_counter() - t0:.1f}s", file=sys.stderr, flush=True)
         if args.out:

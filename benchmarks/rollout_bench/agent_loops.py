@@ -1,6 +1,12 @@
-"""Drive a verl agent-loop class over the batch exactly as verl's ``AgentLoopWorker`` does:
-one ``hydra.utils.instantiate`` of the registered loop per trajectory, then
-``await loop.run(sampling_params, **dataset_row)``, all N as tasks on one event loop."""
+"""Drive a verl agent-loop class over the batch as the worker that runs it in training does,
+all N trajectories as tasks on one event loop, ``await loop.run(sampling_params, **dataset_row)``:
+
+* ``worker="verl"``: verl's ``AgentLoopWorker``, one ``hydra.utils.instantiate`` of the
+  registered loop per trajectory;
+* ``worker="rlfactory"``: rlfactory's worker (``+plugins=rlfactory`` sets it as verl's
+  ``agent_loop_manager_class``), the same instantiate once per worker for loops that are
+  ``shared_across_trajectories`` (:class:`rlfactory_plugins.rollout.shared_loops.SharedLoops`,
+  the code the worker runs), per trajectory for the others."""
 
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from verl.utils.dataset.rl_dataset import RLHFDataset
 
 from benchmarks.rollout_bench.outcome import DriverRun, Status, TrajectoryOutcome
 from benchmarks.rollout_bench.workload import Workload
+from rlfactory_plugins.rollout.shared_loops import SharedLoops
 
 #: tells whether the loop's straggler policy ended a trajectory (rlfactory: stop_reason=deadline)
 CutTest = Callable[[AgentLoopOutput], bool]
@@ -53,6 +60,7 @@ async def run_agent_loop(
     *,
     wall_budget_s: float | None = None,
     is_cut: CutTest = never_cut,
+    worker: str = "verl",
 ) -> DriverRun:
     if agent_name not in _agent_loop_registry:
         raise LookupError(f"agent loop {agent_name!r} is not registered (registered: {sorted(_agent_loop_registry)})")
@@ -63,12 +71,13 @@ async def run_agent_loop(
     outputs: dict[int, AgentLoopOutput] = {}
 
     instantiate_s = 0.0
+    built = 0
 
-    async def one(index: int) -> None:
-        nonlocal instantiate_s
-        t0 = time.perf_counter()
-        agent_loop = hydra.utils.instantiate(
-            config=loop_config,
+    def build(entry: Any) -> Any:
+        nonlocal built
+        built += 1
+        return hydra.utils.instantiate(
+            config=entry,
             trainer_config=DictConfigWrap(config=config),
             server_manager=server,
             tokenizer=tokenizer,
@@ -78,6 +87,17 @@ async def run_agent_loop(
             data_config=DictConfigWrap(config.data),
             tools=ToolListWrap(tools),
         )
+
+    if worker not in ("verl", "rlfactory"):
+        raise ValueError(f"unknown worker {worker!r} (known: verl, rlfactory)")
+    shared = SharedLoops(_agent_loop_registry, build) if worker == "rlfactory" else None
+
+    async def one(index: int) -> None:
+        nonlocal instantiate_s
+        t0 = time.perf_counter()
+        agent_loop = shared.get(agent_name) if shared is not None else None
+        if agent_loop is None:
+            agent_loop = build(loop_config)
         instantiate_s += time.perf_counter() - t0
         try:
             output: AgentLoopOutput = await agent_loop.run(dict(params), **workload.dataset_row(index))
@@ -100,4 +120,4 @@ async def run_agent_loop(
         outcomes[index].cut = is_cut(output)
     for index in range(len(workload.plans)):
         outcomes.setdefault(index, TrajectoryOutcome(Status.stuck, wall, error=f"still running after {wall_budget_s}s"))
-    return DriverRun(name, wall, cpu, [outcomes[i] for i in range(len(workload.plans))], instantiate_s)
+    return DriverRun(name, wall, cpu, [outcomes[i] for i in range(len(workload.plans))], instantiate_s, built)

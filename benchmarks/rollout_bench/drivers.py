@@ -53,7 +53,7 @@ async def run_scenario(
             await get_runtime(section_config(config.rlfactory), tokenizer, config.data.get("apply_chat_template_kwargs", {}))
             runs[name] = await run_agent_loop(
                 name, "rlfactory_agent", config, workload, server, tokenizer, [],
-                wall_budget_s=scenario.wall_budget_s, is_cut=rlfactory_cut,
+                wall_budget_s=scenario.wall_budget_s, is_cut=rlfactory_cut, worker="rlfactory",
             )
             await close_runtimes()  # the next scenario's tool manager has other limits
         elif name == "verl_tool_agent":

@@ -29,6 +29,8 @@ class DriverRun:
     outcomes: list[TrajectoryOutcome] = field(default_factory=list)
     #: of wall_s: verl's per-trajectory ``hydra.utils.instantiate`` of the loop (verl's worker, not the loop)
     instantiate_s: float = 0.0
+    #: loop objects the worker built: one per trajectory (verl's worker) or per worker (rlfactory's, shared)
+    loops_built: int = 0
 
     def count(self, *statuses: Status) -> int:
         return sum(o.status in statuses for o in self.outcomes)

@@ -58,5 +58,6 @@ def scenario_line(workload: Workload, runs: dict[str, DriverRun]) -> dict[str, A
     turns = sum(len(p.turns) for p in workload.plans)
     line["cpu_ms_per_turn"] = per_driver(lambda r: round(1000 * r.cpu_s / turns, 3))
     line["instantiate_s"] = per_driver(lambda r: round(r.instantiate_s, 3))
+    line["loops_built"] = per_driver(lambda r: r.loops_built)
     line["errors"] = per_driver(lambda r: r.first_error)
     return line

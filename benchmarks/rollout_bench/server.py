@@ -32,7 +32,7 @@ class LatencyModelServer:
         self.im_start = tokenizer.convert_tokens_to_ids("<|im_start|>")
         self.im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
         self._slots = asyncio.Semaphore(workload.scenario.server.slots)
-        self._segments: dict[tuple[int, ...], int] = {}
+        self._segments: dict[tuple[int, ...], int] = {}  # message segment -> trajectory index, -1: none
         self.calls: Counter[int] = Counter()
         self.busy_s = 0.0
 
@@ -53,12 +53,11 @@ class LatencyModelServer:
                 break
             segment = tuple(prompt_ids[start:end])
             index = self._segments.get(segment)
-            if index is None:
+            if index is None:  # decoded once per distinct segment: the harness's cost is not the driver's
                 match = _TASK_RE.search(self.tokenizer.decode(segment))
-                if match is None:
-                    continue
-                index = self._segments[segment] = int(match.group(1))
-            return index
+                index = self._segments[segment] = -1 if match is None else int(match.group(1))
+            if index >= 0:
+                return index
         raise UnknownPrompt("no 'Task <i>:' user message in the prompt; was it built from the benchmark's dataset rows?")
 
     async def generate(

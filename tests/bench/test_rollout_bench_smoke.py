@@ -67,6 +67,17 @@ def test_deadline_cuts_only_rlfactory_and_reuses_the_other_runs(lines):
     assert deadline["cut"]["rlfactory"] >= 1
     assert deadline["reused"] == {"verl_tool_agent": "long_tail", "turn_sync": "long_tail"}
     assert deadline["wall_s"]["verl_tool_agent"] == plain["wall_s"]["verl_tool_agent"]
+    # seconds saved: rlfactory's own wall on the same workload without the policy, minus with it
+    assert deadline["saved_s"]["rlfactory"] == round(plain["wall_s"]["rlfactory"] - deadline["wall_s"]["rlfactory"], 3)
+    assert deadline["saved_s"]["verl_tool_agent"] is None and plain["saved_s"]["rlfactory"] is None
+
+
+@pytest.mark.timeout(300)
+def test_rlfactory_worker_builds_its_loop_once(lines):
+    """rlfactory's worker shares one loop object; verl's builds one per trajectory (hydra.utils.instantiate)."""
+    for line in lines.values():
+        assert line["loops_built"]["rlfactory"] == 1, line["scenario"]
+        assert line["loops_built"]["verl_tool_agent"] == line["n"], line["scenario"]
 
 
 @pytest.mark.timeout(300)
