@@ -149,6 +149,13 @@ def _failed(task: asyncio.Task[Any]) -> bool:
     return task.done() and (task.cancelled() or task.exception() is not None)
 
 
+def cut_running(reason: str) -> int:
+    """End every trajectory running on this process's runtimes now (``stop_reason="deadline"``)."""
+    return sum(
+        task.result().stragglers.cut_all(reason) for task in list(_runtimes.values()) if task.done() and not _failed(task)
+    )
+
+
 async def close_runtimes() -> None:
     """Flush metrics and close every runtime of this process."""
     tasks = list(_runtimes.values())

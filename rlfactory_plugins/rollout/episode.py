@@ -83,7 +83,9 @@ class Episode:
         except TimeoutError as e:
             if scope.expired():
                 traj.stop_reason = "deadline"
-                if stragglers.enabled and stragglers.cut_by_policy(scope, deadline):
+                if (cut := stragglers.cut_reason(scope)) is not None:
+                    why = cut
+                elif stragglers.enabled and stragglers.cut_by_policy(scope, deadline):
                     why = (
                         f"straggler policy: {self.cfg.straggler_fraction:.0%} of this step's trajectories had "
                         f"finished and straggler_grace_s={self.cfg.straggler_grace_s} was spent"

@@ -22,6 +22,7 @@ from verl.experimental.agent_loop import agent_loop as verl_agent_loop
 from verl.utils.rollout_trace import rollout_trace_attr
 
 from rlfactory_plugins.rollout.shared_loops import SharedLoops
+from rlfactory_plugins.runtime import cut_running
 
 
 class SharedLoopWorker:
@@ -61,6 +62,12 @@ class SharedLoopWorker:
         ):
             output = await loop.run(sampling_params, **kwargs)
             return await self._agent_loop_postprocess(output, trajectory["validate"], **kwargs)  # type: ignore[attr-defined]
+
+
+    async def rlfactory_cut_running(self, reason: str) -> int:
+        """End every rlfactory trajectory running in this worker now, keeping its tokens
+        (``stop_reason="deadline"``); how many. Called by the over-sampling replay buffer."""
+        return cut_running(reason)
 
 
 class ClassicAgentLoopWorker(SharedLoopWorker, verl_agent_loop.AgentLoopWorker):

@@ -220,3 +220,29 @@ async def test_straggler_policy_off_by_default_waits_for_everyone(tools_plugin, 
     )
     outs = await asyncio.gather(run_loop(slowish), run_loop(fast))
     assert [traj_of(o).stop_reason for o in outs] == ["answer", "answer"]
+
+
+async def test_cut_running_ends_every_running_trajectory_keeping_its_tokens(tools_plugin, tokenizer):
+    """What the over-sampling replay buffer asks each worker once it has its batch."""
+    from rlfactory_plugins.runtime import cut_running
+
+    cfg = section(slow_timeout=30)
+    done = make_agent_loop(ScriptedServer(tokenizer, ["<answer>5</answer>"]), tokenizer, cfg)
+    waiting = [
+        ScriptedServer(tokenizer, ['<tool_call>{"name": "slow", "arguments": {"seconds": 20}}</tool_call>', "x"])
+        for _ in range(3)
+    ]
+    finished = await run_loop(done)
+    tasks = [asyncio.create_task(run_loop(make_agent_loop(s, tokenizer, cfg))) for s in waiting]
+    while not all(s.outputs for s in waiting):  # all three are in their slow tool call
+        await asyncio.sleep(0.01)
+    start = time.perf_counter()
+    assert cut_running("over-sampling: the step's batch is complete") == 3
+    outs = await asyncio.gather(*tasks)
+    assert time.perf_counter() - start < 2
+    for out, server in zip(outs, waiting, strict=True):
+        traj = traj_of(out)
+        assert traj.stop_reason == "deadline" and traj.error.startswith("over-sampling: the step's batch is complete")
+        assert out.response_ids == server.outputs[0]  # kept what it had
+    assert traj_of(finished).stop_reason == "answer"
+    assert cut_running("nothing left") == 0
