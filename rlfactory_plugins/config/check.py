@@ -28,15 +28,22 @@ from rlfactory_plugins.errors import ConfigError, PluginError, UnknownNameError
 
 if TYPE_CHECKING:
     from rlfactory_plugins.registry import Registry
+    from rlfactory_plugins.tools.base import Tool
     from rlfactory_plugins.tools.mcp_config import MCPConfig
 
 RESPONSE_LENGTH_KEY = "actor_rollout_ref.rollout.response_length"
+#: verl's own tool files (its worker loads them and rlfactory's agent loop runs them as tools)
+VERL_TOOL_KEYS = (
+    "actor_rollout_ref.rollout.multi_turn.tool_config_path",
+    "actor_rollout_ref.rollout.multi_turn.function_tool_path",
+)
 OVERSAMPLER_MODULE = OVERSAMPLER_MODULES[0]
 
 #: every key of the training config the checks read (dotted)
 READ_KEYS = (
     SECTION_KEY,
     RESPONSE_LENGTH_KEY,
+    *VERL_TOOL_KEYS,
     "trainer.v1.sampler.custom_sampler.path",
     "trainer.v1.sampler.custom_sampler.name",
     "trainer.v1.sampler.sampler_kwargs",
@@ -44,17 +51,18 @@ READ_KEYS = (
 )
 
 
-def check_config(cfg: Mapping[str, Any]) -> RLFactoryConfig:
+def check_config(cfg: Mapping[str, Any], verl_tools: Mapping[str, Tool] | None = None) -> RLFactoryConfig:
     """Validate a composed training config (plain nested mappings); return its ``rlfactory:`` model.
 
-    Raises a :class:`~rlfactory_plugins.errors.RLFactoryError` naming the key path, the bad
-    value and the fix. A DictConfig goes through :func:`rlfactory_plugins.verl.config_check.check_config`.
+    ``verl_tools`` are verl's own ``multi_turn`` tools as the workers will see them (loaded by the
+    verl adapter). Raises a :class:`~rlfactory_plugins.errors.RLFactoryError` naming the key path, the
+    bad value and the fix. A DictConfig goes through :func:`rlfactory_plugins.verl.config_check.check_config`.
     """
     if type(cfg).__module__.startswith("omegaconf"):
         raise TypeError("check_config takes plain data; use rlfactory_plugins.verl.config_check.check_config")
     model = read_section(get_key(cfg, SECTION_KEY))
     check_verl_keys(model, cfg)
-    check_plugins(model)
+    check_plugins(model, verl_tools=verl_tools)
     return model
 
 
@@ -106,7 +114,9 @@ def _is_oversampler_module(path: str) -> bool:
 
 
 # -- names and options of the parser, tools, rewards; the MCP file ----------------------------------
-def check_plugins(model: RLFactoryConfig, registry: Registry | None = None) -> None:
+def check_plugins(
+    model: RLFactoryConfig, registry: Registry | None = None, verl_tools: Mapping[str, Tool] | None = None
+) -> None:
     """What the runtime, the tool manager and the reward manager check when they are built."""
     if registry is None:
         from rlfactory_plugins.plugins import get_registry
@@ -114,7 +124,7 @@ def check_plugins(model: RLFactoryConfig, registry: Registry | None = None) -> N
         registry = get_registry()
     _check_parser(model, registry)
     _check_rewards(model, registry)
-    _check_tools(model, registry, _check_mcp(model.mcp) if model.mcp else None)
+    _check_tools(model, registry, _check_mcp(model.mcp) if model.mcp else None, verl_tools or {})
 
 
 def _check_parser(model: RLFactoryConfig, registry: Registry) -> None:
@@ -144,11 +154,13 @@ def _check_rewards(model: RLFactoryConfig, registry: Registry) -> None:
     CompositeReward.from_config(model, registry)  # what the reward manager builds: its own checks too
 
 
-def _check_tools(model: RLFactoryConfig, registry: Registry, mcp: MCPConfig | None) -> None:
+def _check_tools(
+    model: RLFactoryConfig, registry: Registry, mcp: MCPConfig | None, verl_tools: Mapping[str, Tool]
+) -> None:
     """What the tool manager checks, knowing of the MCP tools only those ``mcp`` lists."""
-    from rlfactory_plugins.tools.manager import ToolManager, bind_entry
+    from rlfactory_plugins.tools.manager import ToolManager, bind_entry, external_sources
 
-    mcp_names = listed_mcp_tools(mcp) if mcp is not None else set()
+    external = external_sources(listed_mcp_tools(mcp) if mcp is not None else (), verl_tools)
     # a server without a 'tools' list names its tools only once started: then leave unknown names to it
     all_listed = mcp is None or all(server.tools is not None for server in mcp.enabled().values())
     seen: dict[str, ToolEntry] = {}
@@ -158,14 +170,15 @@ def _check_tools(model: RLFactoryConfig, registry: Registry, mcp: MCPConfig | No
         seen[entry.name] = entry
     tools = {}
     for name, entry in seen.items():
-        if name not in mcp_names and name not in registry.tools:
+        if name not in external and name not in registry.tools:
             if not all_listed:
                 continue
-            unknown = UnknownNameError("tool", name, {*registry.tools, *mcp_names}, registry.hint())
+            unknown = UnknownNameError("tool", name, {*registry.tools, *external}, registry.hint())
             raise ConfigError(f"rlfactory.tools[{name}]: {unknown}")
-        tool = bind_entry(registry, entry, mcp_names)  # what the worker does with the entry (no Ray is started)
+        tool = bind_entry(registry, entry, external)  # what the worker does with the entry (no Ray is started)
         if tool is not None:
             tools[name] = tool
+    tools.update(verl_tools)
     ToolManager(tools, model.tool_manager, {n: e for n, e in seen.items() if n in tools})
 
 

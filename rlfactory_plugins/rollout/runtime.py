@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,7 @@ from rlfactory_plugins.rollout.observation import ObservationFormat
 from rlfactory_plugins.rollout.parsers import ToolCallParser
 from rlfactory_plugins.rollout.stragglers import StepStragglers
 from rlfactory_plugins.rollout.turn_reader import reader_of
+from rlfactory_plugins.tools.base import Tool
 from rlfactory_plugins.tools.runner import ToolRunner
 from rlfactory_plugins.tools.session import SessionRegistry, StatefulTool
 from rlfactory_plugins.trajectory import Trajectory, TurnRecord
@@ -86,6 +87,7 @@ class Runtime:
         *,
         chat_template_kwargs: dict[str, Any] | None = None,
         tool_manager: ToolRunner | None = None,
+        verl_tools: Mapping[str, Tool] | None = None,
     ) -> Runtime:
         from rlfactory_plugins.plugins import load_plugins
         from rlfactory_plugins.tools.manager import ToolManager
@@ -97,7 +99,7 @@ class Runtime:
         observation = await loop.run_in_executor(None, parser.observation_format, tokenizer, chat_template_kwargs)
         user_observation = await loop.run_in_executor(None, _user_format, parser, tokenizer, chat_template_kwargs)
         if tool_manager is None:
-            tool_manager = await ToolManager.from_config(config, registry)
+            tool_manager = await ToolManager.from_config(config, registry, verl_tools)
         schemas = [spec.openai_schema() for spec in tool_manager.specs()]
         environments = {name: reg.obj for name, reg in registry.environments.items()}
         runtime = cls(
@@ -204,13 +206,18 @@ _runtimes: dict[tuple[str, int], asyncio.Task[Runtime]] = {}
 
 
 async def get_runtime(
-    config: RLFactoryConfig, tokenizer: Any, chat_template_kwargs: dict[str, Any] | None = None
+    config: RLFactoryConfig,
+    tokenizer: Any,
+    chat_template_kwargs: dict[str, Any] | None = None,
+    verl_tools: Mapping[str, Tool] | None = None,
 ) -> Runtime:
-    """The process's runtime for ``config`` and ``tokenizer``, created on first use."""
+    """The process's runtime for ``config`` and ``tokenizer``, created on first use (with ``verl_tools``,
+    verl's own tools of this worker, added to its tool manager)."""
     key = (config.model_dump_json(), id(tokenizer))
     task = _runtimes.get(key)
     if task is None or task.get_loop() is not asyncio.get_running_loop() or _failed(task):
-        task = asyncio.ensure_future(Runtime.create(config, tokenizer, chat_template_kwargs=chat_template_kwargs))
+        task = asyncio.ensure_future(Runtime.create(
+            config, tokenizer, chat_template_kwargs=chat_template_kwargs, verl_tools=verl_tools))
         _runtimes[key] = task
     return await asyncio.shield(task)
 

@@ -35,7 +35,7 @@ import difflib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -136,10 +136,14 @@ class ToolManager:
 
     # -- construction from the rlfactory config ------------------------------------------
     @classmethod
-    async def from_config(cls, cfg: RLFactoryConfig, registry: Registry | None = None) -> ToolManager:
-        """Build the tools named in ``cfg.tools`` plus every tool of the MCP servers in ``cfg.mcp``.
+    async def from_config(
+        cls, cfg: RLFactoryConfig, registry: Registry | None = None, verl_tools: Mapping[str, Tool] | None = None
+    ) -> ToolManager:
+        """Build the tools named in ``cfg.tools``, every tool of the MCP servers in ``cfg.mcp``, and
+        ``verl_tools`` (verl's own ``multi_turn`` tools, wrapped by the verl adapter).
 
-        MCP servers are started here (and stopped again if anything below fails).
+        MCP and verl tools join as they are; an ``rlfactory.tools`` entry naming one sets only its
+        overrides. MCP servers are started here (and stopped again if anything below fails).
         """
         from rlfactory_plugins.plugins import get_registry
 
@@ -157,8 +161,10 @@ class ToolManager:
             servers = await MCPServers.from_file(cfg.mcp)
             mcp_tools = servers.tools()
         try:
-            tools = _registry_tools(registry, entries, mcp_tools)
+            external = external_sources(mcp_tools, verl_tools or {})
+            tools = _registry_tools(registry, entries, external)
             tools.update(mcp_tools)
+            tools.update(verl_tools or {})
             manager = cls(tools, cfg.tool_manager, entries)
         except BaseException:
             if servers is not None:
@@ -373,34 +379,52 @@ class ToolManager:
         await self.aclose()
 
 
-def _registry_tools(registry: Registry, entries: dict[str, ToolEntry], mcp_tools: dict[str, Tool]) -> dict[str, Tool]:
-    """Configure the registry tools named in the config (MCP tools named there only get overrides)."""
+#: the sources of tools that do not come from the registry: what to call one, how to rename one that clashes
+EXTERNAL_SOURCES = {
+    "MCP": ("an MCP tool", 'set a "prefix" on the MCP server in the rlfactory.mcp file'),
+    "verl": ("a verl tool", "rename it in its tool_schema (actor_rollout_ref.rollout.multi_turn.tool_config_path)"),
+}
+
+
+def external_sources(mcp_names: Iterable[str], verl_names: Iterable[str]) -> dict[str, str]:
+    """Name -> source (``MCP``/``verl``) of the tools the registry does not build; a name in both is an error."""
+    external = dict.fromkeys(mcp_names, "MCP")
+    for name in verl_names:
+        if name in external:
+            raise PluginError(f"tool {name!r} is both an MCP tool and a verl tool; {EXTERNAL_SOURCES['MCP'][1]}")
+        external[name] = "verl"
+    return external
+
+
+def _registry_tools(registry: Registry, entries: dict[str, ToolEntry], external: Mapping[str, str]) -> dict[str, Tool]:
+    """Configure the registry tools named in the config (MCP and verl tools named there only get overrides)."""
     tools: dict[str, Tool] = {}
     for name, entry in entries.items():
-        if name not in mcp_tools and name not in registry.tools:
-            raise UnknownNameError("tool", name, {*registry.tools, *mcp_tools})
-        tool = bind_entry(registry, entry, mcp_tools)
+        if name not in external and name not in registry.tools:
+            raise UnknownNameError("tool", name, {*registry.tools, *external})
+        tool = bind_entry(registry, entry, external)
         if tool is not None:
             tools[name] = tool
     return tools
 
 
-def bind_entry(registry: Registry, entry: ToolEntry, mcp_names: Collection[str]) -> Tool | None:
+def bind_entry(registry: Registry, entry: ToolEntry, external: Mapping[str, str]) -> Tool | None:
     """The registry tool one ``rlfactory.tools`` entry names, bound to its options (wrapped for Ray when
-    ``ray_actor`` is set); None when the entry names an MCP tool, which takes only overrides.
+    ``ray_actor`` is set); None when the entry names an MCP or verl tool (``external``: name -> source),
+    which takes only overrides.
 
     The one place the worker (:meth:`ToolManager.from_config`) and ``check-config`` decide this, so the
     check cannot pass what the worker refuses. The caller has made sure the name exists.
     """
     name, key = entry.name, f"rlfactory.tools[{entry.name}]"
-    if name in mcp_names:
+    if name in external:
+        what, fix = EXTERNAL_SOURCES[external[name]]
         if name in registry.tools:
             raise PluginError(
-                f"{key}: {name!r} is both a registry tool ({registry.tools[name].plugin.name}) and an MCP tool; "
-                'set a "prefix" on the MCP server in the rlfactory.mcp file'
+                f"{key}: {name!r} is both a registry tool ({registry.tools[name].plugin.name}) and {what}; {fix}"
             )
         if entry.options or entry.ray_actor:
-            raise ConfigError(f"{key}: {name!r} is an MCP tool; 'options' and 'ray_actor' do not apply")
+            raise ConfigError(f"{key}: {name!r} is {what}; 'options' and 'ray_actor' do not apply")
         return None
     tool = registry.tool(name).bind(entry.options)
     if not entry.ray_actor:

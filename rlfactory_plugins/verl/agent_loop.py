@@ -28,6 +28,7 @@ from rlfactory_plugins.rollout.runtime import get_runtime  # noqa: E402
 from rlfactory_plugins.rollout.tokens import ResponseTokens  # noqa: E402
 from rlfactory_plugins.verl.rows import loop_output, row_settings, trajectory_from_row, trajectory_key  # noqa: E402
 from rlfactory_plugins.verl.section import section_config  # noqa: E402
+from rlfactory_plugins.verl.verl_tools import wrap_verl_tools  # noqa: E402
 
 AGENT_LOOP_NAME = "rlfactory_agent"
 logger = logging.getLogger("rlfactory")
@@ -42,7 +43,10 @@ class RLFactoryAgentLoop(AgentLoopBase):
     shared_across_trajectories = True
 
     def __init__(self, *args: Any, tools: Any = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)  # verl's own `tools` (multi_turn.tool_config_path) are not used
+        super().__init__(*args, **kwargs)
+        # verl's own tools, loaded once per worker from multi_turn.tool_config_path / function_tool_path,
+        # join rlfactory's tool manager (BaseTool -> one instance per trajectory, @function_tool -> stateless)
+        self.verl_tools = wrap_verl_tools(getattr(tools, "tools", None) or ())
         self.rlf_config = section_config(self.config.get("rlfactory"))
         self.response_length = int(self.rollout_config.response_length)
         self.budget = response_budget(self.rlf_config, self.response_length)  # the check check-config runs too
@@ -61,7 +65,7 @@ class RLFactoryAgentLoop(AgentLoopBase):
         return self._cap_text_prompt_length(ids)
 
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
-        rt = await get_runtime(self.rlf_config, self.tokenizer, self.apply_chat_template_kwargs)
+        rt = await get_runtime(self.rlf_config, self.tokenizer, self.apply_chat_template_kwargs, self.verl_tools)
         trajectory = trajectory_from_row(kwargs)
         request_id = uuid4().hex  # sticky across turns: the server can reuse its prefix cache
         trajectory.key = trajectory_key(kwargs, request_id)

@@ -3,6 +3,8 @@
 The core check takes plain data; this reads from the DictConfig only the keys it looks at
 (:data:`~rlfactory_plugins.config.check.READ_KEYS`), each resolved on its own as the workers
 resolve it, so an interpolation elsewhere in verl's config that cannot resolve here is no error.
+verl's own tool files (``multi_turn.tool_config_path`` / ``function_tool_path``) are loaded here,
+by verl's loader, so a bad file and a name clash with rlfactory's tools fail the check.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from omegaconf import OmegaConf
 from rlfactory_plugins.config import RLFactoryConfig
 from rlfactory_plugins.config import check as core
 from rlfactory_plugins.verl.section import to_plain
+from rlfactory_plugins.verl.verl_tools import load_verl_tools
 
 
 def plain_view(cfg: Any) -> dict[str, Any]:
@@ -33,5 +36,8 @@ def plain_view(cfg: Any) -> dict[str, Any]:
 
 
 def check_config(cfg: Any) -> RLFactoryConfig:
-    """:func:`rlfactory_plugins.config.check.check_config` on a DictConfig (or plain mapping)."""
-    return core.check_config(plain_view(cfg) if OmegaConf.is_config(cfg) else cfg)
+    """:func:`rlfactory_plugins.config.check.check_config` on a DictConfig (or plain mapping), with
+    verl's own ``multi_turn`` tools loaded from their files as verl's worker loads them."""
+    plain = plain_view(cfg) if OmegaConf.is_config(cfg) else cfg
+    tool_config, function_tools = (core.get_key(plain, key) for key in core.VERL_TOOL_KEYS)
+    return core.check_config(plain, verl_tools=load_verl_tools(tool_config, function_tools))

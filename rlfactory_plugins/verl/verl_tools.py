@@ -1,9 +1,11 @@
 """verl's own tools as rlfactory tools: a ``BaseTool`` subclass or a ``@function_tool`` function runs unchanged.
 
-verl 0.9.1 loads its tools with ``verl.tools.tool_registry.load_all_tools(tool_config_path,
-function_tool_path)`` (``multi_turn.tool_config_path`` / ``multi_turn.function_tool_path``);
-:func:`load_verl_tools` calls the same function on the paths of ``rlfactory.verl_tools``
-(:class:`~rlfactory_plugins.config.verl_tools.VerlToolsConfig`) and wraps each tool:
+verl 0.9.1's agent-loop worker loads its tools once per worker with
+``verl.tools.tool_registry.load_all_tools`` from ``actor_rollout_ref.rollout.multi_turn.tool_config_path``
+/ ``function_tool_path`` and hands them to every agent loop (``tools=ToolListWrap(...)``).
+rlfactory's loop wraps those same objects (:func:`wrap_verl_tools`) and adds them to its tool
+manager, so setting verl's own keys is all it takes; :func:`load_verl_tools` loads the files the
+same way for ``check-config`` and the command line. Each tool becomes:
 
 - a ``BaseTool`` becomes a :class:`VerlBaseTool`, a ``StatefulTool`` whose session is one verl
   *instance*: ``open_session`` -> ``await tool.create(create_kwargs=...)`` (the call verl makes,
@@ -26,17 +28,22 @@ The schema the model sees is the tool's OpenAI schema (``get_openai_tool_schema(
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlfactory_plugins.config.verl_tools import VerlToolsConfig
 from rlfactory_plugins.errors import ConfigError
 from rlfactory_plugins.tools.base import Tool, ToolSpec
 from rlfactory_plugins.tools.session import SessionContext, StatefulTool
 from rlfactory_plugins.tools.threads import run_in_thread
 
-SECTION = "rlfactory.verl_tools"
+MULTI_TURN = "actor_rollout_ref.rollout.multi_turn"
+#: verl's keys of the tool files, as (key, what the file is)
+PATH_KEYS = {
+    "tool_config_path": "verl's tools YAML ('tools: [{class_name, config, tool_schema}]')",
+    "function_tool_path": "a Python file of @function_tool functions",
+}
 
 
 @dataclass
@@ -137,23 +144,11 @@ class VerlFunctionTool(Tool):
         return response_text(response)
 
 
-def load_verl_tools(config: VerlToolsConfig | str | dict[str, Any]) -> dict[str, Tool]:
-    """verl's tools of ``config`` (loaded by verl's own ``load_all_tools``), as rlfactory tools by name."""
+def wrap_verl_tools(loaded: Iterable[Any]) -> dict[str, Tool]:
+    """verl's loaded tool objects (what ``load_all_tools`` returns) as rlfactory tools by name."""
     from verl.tools.base_tool import BaseTool
     from verl.tools.function_tool import FunctionTool
-    from verl.tools.tool_registry import load_all_tools
 
-    if not isinstance(config, VerlToolsConfig):
-        config = VerlToolsConfig.model_validate(config)
-    for key in ("tool_config_path", "function_tool_path"):
-        path = getattr(config, key)
-        if path is not None and not Path(path).is_file():
-            raise ConfigError(f"{SECTION}.{key}: no such file {path!r}; point it at verl's "
-                              + ("tools YAML" if key == "tool_config_path" else "@function_tool Python file"))
-    try:
-        loaded = load_all_tools(config.tool_config_path, config.function_tool_path)
-    except Exception as e:  # verl's own errors (bad class_name, schema, name collision): keep its message
-        raise ConfigError(f"{SECTION}: verl could not load the tools ({type(e).__name__}: {e})") from e
     tools: dict[str, Tool] = {}
     for verl_tool in loaded:
         if isinstance(verl_tool, FunctionTool):
@@ -161,7 +156,55 @@ def load_verl_tools(config: VerlToolsConfig | str | dict[str, Any]) -> dict[str,
         elif isinstance(verl_tool, BaseTool):
             tool = VerlBaseTool(verl_tool)
         else:
-            raise ConfigError(f"{SECTION}: {type(verl_tool).__name__} is neither a verl BaseTool nor a @function_tool")
+            raise ConfigError(f"{MULTI_TURN}: {type(verl_tool).__name__} is neither a verl BaseTool nor a @function_tool")
         tools[tool.name] = tool
     return tools
 
+
+def load_verl_tools(tool_config_path: str | None = None, function_tool_path: str | None = None) -> dict[str, Tool]:
+    """The tools of verl's tool files, loaded by verl's own ``load_all_tools`` as its worker does."""
+    from verl.tools.tool_registry import load_all_tools
+    from verl.utils.import_utils import resolve_config_path
+
+    paths = {"tool_config_path": tool_config_path, "function_tool_path": function_tool_path}
+    for key, path in paths.items():
+        if not path:
+            continue
+        try:  # relative paths are looked up as verl's worker looks them up (cwd, then verl's root)
+            paths[key] = resolve_config_path(path)
+        except FileNotFoundError:
+            paths[key] = path
+        if not Path(paths[key]).is_file():
+            raise ConfigError(f"{MULTI_TURN}.{key}: no such file {path!r}; point it at {PATH_KEYS[key]} or unset it")
+    if not any(paths.values()):
+        return {}
+    if paths["tool_config_path"]:
+        _check_class_names(paths["tool_config_path"])
+    try:
+        loaded = load_all_tools(paths["tool_config_path"] or None, paths["function_tool_path"] or None)
+    except Exception as e:  # verl's own errors (bad class_name, schema, name collision): keep its message
+        raise ConfigError(f"{MULTI_TURN}: verl could not load the tools ({type(e).__name__}: {e})") from e
+    return wrap_verl_tools(loaded)
+
+
+def _check_class_names(path: str) -> None:
+    """Each ``class_name`` of verl's tools YAML names an importable module (verl's own loader fails on a
+    missing one with ``'NoneType' object has no attribute 'loader'``)."""
+    import importlib.util
+
+    import yaml
+
+    entries = (yaml.safe_load(Path(path).read_text()) or {}).get("tools") or []
+    for i, entry in enumerate(entries):
+        class_name = str((entry or {}).get("class_name", ""))
+        module, _, _ = class_name.rpartition(".")
+        try:
+            found = bool(module) and importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # a parent package that does not exist
+            found = False
+        if not found:
+            raise ConfigError(
+                f"{MULTI_TURN}.tool_config_path ({path}): tools[{i}].class_name={class_name!r}: no module "
+                f"{module or class_name!r} can be imported; give 'package.module.ClassName' of an installed "
+                "module, or put its folder on PYTHONPATH (for every Ray worker too)"
+            )

@@ -14,11 +14,12 @@ pytest.importorskip("verl")  # the adapter's tests: the [verl] extra (the light-
 
 from conftest import SERVERS  # noqa: E402
 from rlfactory_plugins.config.tools import ToolManagerConfig  # noqa: E402
-from rlfactory_plugins.config.verl_tools import VerlToolsConfig  # noqa: E402
-from rlfactory_plugins.errors import ConfigError  # noqa: E402
+from rlfactory_plugins.config import RLFactoryConfig, ToolEntry  # noqa: E402
+from rlfactory_plugins.errors import ConfigError, PluginError  # noqa: E402
 from rlfactory_plugins.tools import ToolStatus  # noqa: E402
 from rlfactory_plugins.tools.manager import ToolManager  # noqa: E402
 from rlfactory_plugins.tools.session import SessionContext, StatefulTool  # noqa: E402
+from rlfactory_plugins.verl.config_check import check_config  # noqa: E402
 from rlfactory_plugins.verl.verl_tools import VerlBaseTool, VerlFunctionTool, load_verl_tools  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
@@ -57,7 +58,7 @@ def open_for(manager: ToolManager, key: str, kwargs: dict | None = None):
 
 
 async def test_tools_and_schemas_come_from_verls_config(tool_config: str) -> None:
-    tools = load_verl_tools({"tool_config_path": tool_config, "function_tool_path": FUNCTIONS})
+    tools = load_verl_tools(tool_config, FUNCTIONS)
     assert sorted(tools) == ["counter", "verl_multiply", "verl_shout"]
     assert isinstance(tools["counter"], VerlBaseTool) and isinstance(tools["counter"], StatefulTool)
     assert isinstance(tools["verl_multiply"], VerlFunctionTool) and not tools["verl_multiply"].stateful
@@ -74,7 +75,7 @@ async def test_tools_and_schemas_come_from_verls_config(tool_config: str) -> Non
 
 
 async def test_two_sessions_keep_separate_instances_and_every_one_is_released(tool_config: str) -> None:
-    tools = load_verl_tools(tool_config)  # the shorthand: a bare tool_config_path
+    tools = load_verl_tools(tool_config)
     async with ToolManager(tools, ToolManagerConfig()) as manager:
         t1 = open_for(manager, "t1", {"start": 10})  # rlfactory's tool_kwargs: the create_kwargs themselves
         t2 = open_for(manager, "t2", {"create_kwargs": {"start": 100}})  # verl's tools_kwargs shape
@@ -115,20 +116,67 @@ async def test_without_sessions_a_call_is_verls_own_per_call_lifecycle(tool_conf
 
 
 async def test_function_tools_run_and_their_returns_are_normalised_as_verl_does(tool_config: str) -> None:
-    tools = load_verl_tools(VerlToolsConfig(function_tool_path=FUNCTIONS))
+    tools = load_verl_tools(function_tool_path=FUNCTIONS)
     async with ToolManager(tools, ToolManagerConfig()) as manager:
         assert (await manager.call("verl_multiply", {"a": 6, "b": 7})).output == "42"
         assert (await manager.call("verl_shout", {"text": "hi"})).output == "HI"  # (text, reward) tuple
 
 
-def test_the_config_names_the_bad_value(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"rlfactory.verl_tools.tool_config_path: no such file '.*nope.yaml'"):
-        load_verl_tools({"tool_config_path": str(tmp_path / "nope.yaml")})
-    with pytest.raises(ValueError, match="give 'tool_config_path'"):
-        VerlToolsConfig()
-    with pytest.raises(ValueError, match="Extra inputs are not permitted"):
-        VerlToolsConfig.model_validate({"tool_config": "x.yaml"})
+def test_the_errors_name_verls_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"multi_turn.tool_config_path: no such file '.*nope.yaml'"):
+        load_verl_tools(str(tmp_path / "nope.yaml"))
+    with pytest.raises(ConfigError, match=r"multi_turn.function_tool_path: no such file 'nope.py'; point it at"):
+        load_verl_tools(function_tool_path="nope.py")
+    assert load_verl_tools() == {}
     bad = tmp_path / "bad.yaml"
     bad.write_text("tools:\n  - class_name: no_such_module.Tool\n    config: {type: native}\n")
-    with pytest.raises(ConfigError, match="rlfactory.verl_tools: verl could not load the tools"):
+    with pytest.raises(ConfigError, match=r"tools\[0\].class_name=.no_such_module.Tool.: no module .no_such_module. can be imported"):
         load_verl_tools(str(bad))
+
+
+def test_verls_own_loader_errors_keep_its_message(tool_config: str, tmp_path: Path) -> None:
+    clash = tmp_path / "clash.py"
+    clash.write_text("from verl.tools.function_tool import function_tool\n\n\n@function_tool\n"
+                     "def counter(by: int) -> str:\n    \"\"\"Count.\n\n    Args:\n        by: how much\n    \"\"\"\n"
+                     "    return str(by)\n")
+    with pytest.raises(ConfigError, match=r"multi_turn: verl could not load the tools \(ValueError: .*\['counter'\] collide"):
+        load_verl_tools(tool_config, str(clash))
+
+
+async def test_the_worker_adds_verl_tools_and_an_entry_sets_their_overrides(tool_config: str) -> None:
+    """ToolManager.from_config with the verl tools the agent loop hands it: they join the registry tools,
+    an rlfactory.tools entry naming one sets only overrides, options are refused."""
+    verl_tools = load_verl_tools(tool_config, FUNCTIONS)
+    cfg = RLFactoryConfig(tools=[ToolEntry(name="calculator"), ToolEntry(name="counter", timeout=3.0)])
+    async with await ToolManager.from_config(cfg, verl_tools=verl_tools) as manager:
+        assert sorted(manager.names) == ["calculator", "counter", "verl_multiply", "verl_shout"]
+        assert manager._slots["counter"].timeout == 3.0
+        assert (await manager.call("verl_multiply", {"a": 2, "b": 3})).output == "6"
+    with pytest.raises(ConfigError, match=r"rlfactory.tools\[counter\]: 'counter' is a verl tool; 'options'"):
+        await ToolManager.from_config(RLFactoryConfig(tools=[{"name": "counter", "options": {"x": 1}}]),
+                                      verl_tools=verl_tools)
+
+
+async def test_a_verl_tool_named_like_a_listed_registry_tool_is_refused(tool_config: str, tmp_path: Path) -> None:
+    import yaml
+
+    clash = tmp_path / "clash.yaml"
+    schema = {**SCHEMA, "function": {**SCHEMA["function"], "name": "calculator"}}
+    clash.write_text(yaml.safe_dump({"tools": [{"class_name": "verl_counter_tool.CounterTool",
+                                                "config": {"type": "native"}, "tool_schema": schema}]}))
+    with pytest.raises(PluginError, match=r"'calculator' is both a registry tool .* and a verl tool; rename it"):
+        await ToolManager.from_config(RLFactoryConfig(tools=["calculator"]), verl_tools=load_verl_tools(str(clash)))
+
+
+def test_check_config_loads_verls_tool_files(tool_config: str, tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    def cfg(**multi_turn: str) -> object:
+        return OmegaConf.create({"actor_rollout_ref": {"rollout": {"response_length": 64, "multi_turn": multi_turn}},
+                                 "rlfactory": {"tools": ["calculator", {"name": "counter", "timeout": 2}]}})
+
+    assert [t.name for t in check_config(cfg(tool_config_path=tool_config)).tools] == ["calculator", "counter"]
+    with pytest.raises(ConfigError, match=r"rlfactory.tools\[counter\]: .*unknown tool 'counter'"):
+        check_config(cfg())  # without verl's file the entry names nothing
+    with pytest.raises(ConfigError, match="multi_turn.tool_config_path: no such file"):
+        check_config(cfg(tool_config_path=str(tmp_path / "gone.yaml")))
