@@ -129,10 +129,13 @@ class RunResult:
     metrics: dict[int, dict[str, float]]
 
 
-def run_main_ppo(ws: Workspace, overrides: list[str], *, timeout: float = 420) -> RunResult:
+def run_main_ppo(
+    ws: Workspace, overrides: list[str], *, timeout: float = 420, pythonpath: tuple[str, ...] = (),
+    env_extra: dict[str, str] | None = None,
+) -> RunResult:
     """Run ``python -m verl.trainer.main_ppo`` in its own Ray cluster; always clean it up."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    env = dict(os.environ, **(env_extra or {}))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), *pythonpath, env.get("PYTHONPATH", "")) if p)
     env["VERL_FILE_LOGGER_PATH"] = str(ws.metrics_file)
     env.setdefault("RLFACTORY_CPU", "auto")
     env["RAY_DEDUP_LOGS"] = "0"
