@@ -158,7 +158,8 @@ def _check_tools(
     model: RLFactoryConfig, registry: Registry, mcp: MCPConfig | None, verl_tools: Mapping[str, Tool]
 ) -> None:
     """What the tool manager checks, knowing of the MCP tools only those ``mcp`` lists."""
-    from rlfactory_plugins.tools.manager import ToolManager, bind_entry, external_sources
+    from rlfactory_plugins.tools.binding import bind_entry, external_sources
+    from rlfactory_plugins.tools.manager import ToolManager
 
     external = external_sources(listed_mcp_tools(mcp) if mcp is not None else (), verl_tools)
     # a server without a 'tools' list names its tools only once started: then leave unknown names to it

@@ -43,7 +43,7 @@ from cachetools import LRUCache
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from rlfactory_plugins.config.tools import ToolEntry, ToolManagerConfig
-from rlfactory_plugins.errors import ConfigError, PluginError, UnknownNameError
+from rlfactory_plugins.errors import ConfigError, UnknownNameError
 from rlfactory_plugins.tools.base import (
     Tool,
     ToolCrashed,
@@ -54,6 +54,7 @@ from rlfactory_plugins.tools.base import (
     TransientToolError,
     render_output,
 )
+from rlfactory_plugins.tools.binding import external_sources, registry_tools
 from rlfactory_plugins.tools.metrics import ManagerMetrics
 from rlfactory_plugins.tools.session import SessionBroken, SessionRegistry, StatefulTool, TrajectorySessions
 from rlfactory_plugins.tools.validation import ArgumentValidator, InvalidArguments
@@ -162,7 +163,7 @@ class ToolManager:
             mcp_tools = servers.tools()
         try:
             external = external_sources(mcp_tools, verl_tools or {})
-            tools = _registry_tools(registry, entries, external)
+            tools = registry_tools(registry, entries, external)
             tools.update(mcp_tools)
             tools.update(verl_tools or {})
             manager = cls(tools, cfg.tool_manager, entries)
@@ -377,66 +378,6 @@ class ToolManager:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-
-#: the sources of tools that do not come from the registry: what to call one, how to rename one that clashes
-EXTERNAL_SOURCES = {
-    "MCP": ("an MCP tool", 'set a "prefix" on the MCP server in the rlfactory.mcp file'),
-    "verl": ("a verl tool", "rename it in its tool_schema (actor_rollout_ref.rollout.multi_turn.tool_config_path)"),
-}
-
-
-def external_sources(mcp_names: Iterable[str], verl_names: Iterable[str]) -> dict[str, str]:
-    """Name -> source (``MCP``/``verl``) of the tools the registry does not build; a name in both is an error."""
-    external = dict.fromkeys(mcp_names, "MCP")
-    for name in verl_names:
-        if name in external:
-            raise PluginError(f"tool {name!r} is both an MCP tool and a verl tool; {EXTERNAL_SOURCES['MCP'][1]}")
-        external[name] = "verl"
-    return external
-
-
-def _registry_tools(registry: Registry, entries: dict[str, ToolEntry], external: Mapping[str, str]) -> dict[str, Tool]:
-    """Configure the registry tools named in the config (MCP and verl tools named there only get overrides)."""
-    tools: dict[str, Tool] = {}
-    for name, entry in entries.items():
-        if name not in external and name not in registry.tools:
-            raise UnknownNameError("tool", name, {*registry.tools, *external})
-        tool = bind_entry(registry, entry, external)
-        if tool is not None:
-            tools[name] = tool
-    return tools
-
-
-def bind_entry(registry: Registry, entry: ToolEntry, external: Mapping[str, str]) -> Tool | None:
-    """The registry tool one ``rlfactory.tools`` entry names, bound to its options (wrapped for Ray when
-    ``ray_actor`` is set); None when the entry names an MCP or verl tool (``external``: name -> source),
-    which takes only overrides.
-
-    The one place the worker (:meth:`ToolManager.from_config`) and ``check-config`` decide this, so the
-    check cannot pass what the worker refuses. The caller has made sure the name exists.
-    """
-    name, key = entry.name, f"rlfactory.tools[{entry.name}]"
-    if name in external:
-        what, fix = EXTERNAL_SOURCES[external[name]]
-        if name in registry.tools:
-            raise PluginError(
-                f"{key}: {name!r} is both a registry tool ({registry.tools[name].plugin.name}) and {what}; {fix}"
-            )
-        if entry.options or entry.ray_actor:
-            raise ConfigError(f"{key}: {name!r} is {what}; 'options' and 'ray_actor' do not apply")
-        return None
-    tool = registry.tool(name).bind(entry.options)
-    if not entry.ray_actor:
-        return tool
-    if tool.stateful:
-        raise ConfigError(
-            f"{key}: {name!r} is a stateful tool; its sessions live in the worker, so "
-            "'ray_actor: true' does not apply to it. Remove it"
-        )
-    from rlfactory_plugins.tools.ray_actor import RayActorTool  # Ray is imported only for such a tool
-
-    return RayActorTool(tool, entry.options)
 
 
 def _unknown(name: str, installed: Iterable[str], allowed: frozenset[str] | None) -> str:

@@ -35,7 +35,8 @@ import mcp_types as types
 
 from rlfactory_plugins.errors import PluginError
 from rlfactory_plugins.tools.base import ToolCrashed
-from rlfactory_plugins.tools.mcp import MCPConnection, call_remote, remote_spec
+from rlfactory_plugins.tools.mcp import call_remote, remote_spec
+from rlfactory_plugins.tools.mcp_connection import MCPConnection
 from rlfactory_plugins.tools.mcp_config import MCPServerConfig
 from rlfactory_plugins.tools.session import SessionContext, StatefulTool
 

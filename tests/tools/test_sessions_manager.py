@@ -197,12 +197,12 @@ async def test_deadline_cancel_mid_call_then_close_lets_the_call_settle() -> Non
 
 def test_stateful_tool_cannot_be_a_ray_actor() -> None:
     from rlfactory_plugins.registry import Registry
-    from rlfactory_plugins.tools.manager import _registry_tools
+    from rlfactory_plugins.tools.binding import registry_tools
 
     reg = Registry()
     reg.register_callback("register_tools", "test")(KV())
     with pytest.raises(ConfigError, match="ray_actor"):
-        _registry_tools(reg, {"kv": ToolEntry(name="kv", ray_actor=True)}, {})
+        registry_tools(reg, {"kv": ToolEntry(name="kv", ray_actor=True)}, {})
 
 
 def test_stateful_tools_lists_them_in_manager_order() -> None:
