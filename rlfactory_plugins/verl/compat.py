@@ -50,6 +50,7 @@ _TQ = "verl.trainer.ppo.v1.agent_loop_tq"
 _RB = "verl.trainer.ppo.v1.replay_buffer"
 _W, _WTQ, _OS, _CPU, _PATCH = (_PKG + m for m in ("worker", "worker_tq", "oversample", "cpu", "cpu.patches"))
 _RB_WHY = "over-sampling drives verl's replay buffer through it"
+_VT = _PKG + "verl_tools"
 
 #: verl's private (underscore) or internal names the adapter reads, overrides or patches
 PRIVATE_NAMES: tuple[VerlName, ...] = (
@@ -107,6 +108,11 @@ PUBLIC_NAMES: tuple[VerlName, ...] = (
         "registers the rlfactory reward manager",
     ),
     VerlName("verl.utils.reward_score", "default_compute_score", _PKG + "reward_manager", "the fallback reward"),
+    VerlName("verl.tools.base_tool", "BaseTool", _VT, "verl's stateful tools (create/execute/calc_reward/release)"),
+    VerlName("verl.tools.function_tool", "FunctionTool", _VT, "verl's @function_tool tools"),
+    VerlName("verl.tools.function_tool", "normalize_function_tool_return", _VT, "a function tool's return, as verl reads it"),
+    VerlName("verl.tools.tool_registry", "load_all_tools", _VT, "loads multi_turn.tool_config_path/function_tool_path"),
+    VerlName("verl.utils.import_utils", "resolve_config_path", _VT, "finds a relative tool file as verl's worker does"),
     VerlName("verl.plugin.platform", "PlatformRegistry", _CPU, "registers the cpu platform"),
     VerlName("verl.plugin.platform.platform_manager", "set_platform", _CPU, "installs the cpu platform"),
     VerlName("verl.plugin.platform", "PlatformBase", _PKG + "cpu.platform", "base class of the cpu platform"),

@@ -37,6 +37,9 @@ from rlfactory_plugins.errors import ConfigError
 from rlfactory_plugins.tools.base import Tool, ToolSpec
 from rlfactory_plugins.tools.session import SessionContext, StatefulTool
 from rlfactory_plugins.tools.threads import run_in_thread
+from rlfactory_plugins.verl import compat
+
+compat.require(__name__)  # verl's tool classes and loader, imported where used
 
 MULTI_TURN = "actor_rollout_ref.rollout.multi_turn"
 #: verl's keys of the tool files, as (key, what the file is)
