@@ -93,4 +93,4 @@ def new_pack_cmd(
         typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
     typer.echo(f"created {dest} ({len(files)} files)")
-    typer.echo(f"next: cd {dest} && pip install -e . && pytest   (see docs/publishing-a-tool-pack.md)")
+    typer.echo(f"next: cd {dest} && pip install -e '.[test]' && pytest   (see docs/publishing-a-tool-pack.md)")
