@@ -46,13 +46,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _setup(model_dir: Path):
-    """Tiny tokenizer, verl's agent loops registered, the benchmark tool in rlfactory's registry."""
+    """Tiny tokenizer, verl's agent loops registered, the benchmark tools in rlfactory's registry."""
     import verl  # noqa: F401  (runs verl's plugin entry point: registers rlfactory_agent)
     import verl.experimental.agent_loop.tool_agent_loop  # noqa: F401  (registers tool_agent)
     from transformers import AutoTokenizer
 
-    from benchmarks.rollout_bench.tools import BenchToolsPlugin
-    from benchmarks.rollout_bench.workload import TOOL_NAME
+    from benchmarks.rollout_bench.tools import SPECS, BenchToolsPlugin
     from rlfactory_plugins.plugins import load_plugins, register_plugin
     from rlfactory_plugins.testing.tiny_model import build_tiny_model
 
@@ -60,7 +59,7 @@ def _setup(model_dir: Path):
 
     build_tiny_model(model_dir)
     pm, registry = load_plugins()
-    if TOOL_NAME not in registry.tools:
+    if not set(SPECS) & set(registry.tools):
         register_plugin(pm, registry, BenchToolsPlugin(), "rollout_bench")
     return AutoTokenizer.from_pretrained(model_dir)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from benchmarks.rollout_bench.agent_loops import run_agent_loop
 from benchmarks.rollout_bench.outcome import DriverRun
 from benchmarks.rollout_bench.scenarios import Scenario
 from benchmarks.rollout_bench.server import LatencyModelServer
-from benchmarks.rollout_bench.tools import BACKEND, VerlSearch
+from benchmarks.rollout_bench.tools import BACKEND, verl_tool_for
 from benchmarks.rollout_bench.turn_sync import run_turn_sync
 from benchmarks.rollout_bench.verl_config import compose
 from benchmarks.rollout_bench.workload import Workload
@@ -47,6 +48,7 @@ async def run_scenario(
             runs[name] = reuse[name]
             continue
         server.reset()
+        BACKEND.reset()
         gc.collect()
         if name == "rlfactory":
             # the per-process runtime (tool manager, parser) outlives training steps: build it untimed,
@@ -59,11 +61,12 @@ async def run_scenario(
             await close_runtimes()  # the next scenario's tool manager has other limits
         elif name == "verl_tool_agent":
             runs[name] = await run_agent_loop(
-                name, "tool_agent", config, workload, server, tokenizer, [VerlSearch(BACKEND)],
+                name, "tool_agent", config, workload, server, tokenizer, [verl_tool_for(scenario.tool_name, BACKEND)],
                 wall_budget_s=scenario.wall_budget_s,
             )
         elif name == "turn_sync":
             runs[name] = await run_turn_sync(workload, server, tokenizer, BACKEND, tool_timeout_s=scenario.tool_timeout_s)
         else:
             raise ValueError(f"unknown driver {name!r} (known: rlfactory, verl_tool_agent, turn_sync)")
+        runs[name] = dataclasses.replace(runs[name], **dataclasses.asdict(BACKEND.counts))
     return workload, runs

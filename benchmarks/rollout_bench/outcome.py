@@ -31,6 +31,14 @@ class DriverRun:
     instantiate_s: float = 0.0
     #: loop objects the worker built: one per trajectory (verl's worker) or per worker (rlfactory's, shared)
     loops_built: int = 0
+    #: what the scripted tool backend saw (``tools.SessionCounts``): calls started; for a stateful tool
+    #: the sessions opened / closed, calls in another trajectory's session, calls whose session had lost
+    #: the trajectory's earlier calls
+    tool_calls: int = 0
+    sessions_opened: int = 0
+    sessions_closed: int = 0
+    state_errors: int = 0
+    state_lost: int = 0
 
     def count(self, *statuses: Status) -> int:
         return sum(o.status in statuses for o in self.outcomes)

@@ -60,4 +60,9 @@ def scenario_line(workload: Workload, runs: dict[str, DriverRun]) -> dict[str, A
     line["instantiate_s"] = per_driver(lambda r: round(r.instantiate_s, 3))
     line["loops_built"] = per_driver(lambda r: r.loops_built)
     line["errors"] = per_driver(lambda r: r.first_error)
+    line["tool_turns"] = workload.tool_calls  # tool calls the script makes (one per tool turn)
+    line["tool_calls"] = per_driver(lambda r: r.tool_calls)  # calls the backend saw start
+    stateful = workload.scenario.stateful
+    for key in ("sessions_opened", "sessions_closed", "state_errors", "state_lost"):
+        line[key] = per_driver(lambda r, key=key: getattr(r, key) if stateful else None)
     return line

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+STATELESS_TOOL = "bench_search"
+STATEFUL_TOOL = "bench_kernel"
+
 
 @dataclass(frozen=True)
 class ServerModel:
@@ -40,10 +43,24 @@ class Scenario:
     #: an earlier scenario with the same workload whose verl / turn-sync runs apply unchanged
     #: (only rlfactory's straggler policy differs), so they are not run twice
     same_workload_as: str | None = None
+    #: the tool is per-trajectory stateful (``bench_kernel``: a session per trajectory) instead of
+    #: the stateless ``bench_search``
+    stateful: bool = False
+    #: seconds it takes to open one session of the stateful tool (a sandbox, a browser, an env reset)
+    session_open_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.session_open_s and not self.stateful:
+            raise ValueError(f"scenario {self.name!r}: session_open_s applies to a stateful tool only")
 
     @property
     def max_turns(self) -> int:
         return self.max_tool_turns + 1
+
+    @property
+    def tool_name(self) -> str:
+        """The tool the scripted model calls (workload texts, prompts, ``rlfactory.tools``, verl's tool list)."""
+        return STATEFUL_TOOL if self.stateful else STATELESS_TOOL
 
     def scaled(self, factor: float) -> Scenario:
         """Every duration times ``factor`` (``--quick`` runs the same shapes faster)."""
@@ -59,6 +76,7 @@ class Scenario:
             tool_timeout_s=self.tool_timeout_s * factor,
             deadline_s=opt(self.deadline_s),
             wall_budget_s=opt(self.wall_budget_s),
+            session_open_s=self.session_open_s * factor,
             server=server,
         )
 
@@ -73,7 +91,7 @@ def same_workload(a: Scenario, b: Scenario) -> bool:
 
 
 def all_scenarios(n: int, seed: int = 0) -> list[Scenario]:
-    """The five scenarios of issues 10 + 12, at batch size ``n``."""
+    """The five scenarios of issues 10 + 12, then ``stateful`` and ``saturated``, at batch size ``n``."""
     base = Scenario(name="no_faults", n=n, seed=seed)
     long_tail = replace(base, name="long_tail", tool_sigma=2.0)
     return [
@@ -82,4 +100,8 @@ def all_scenarios(n: int, seed: int = 0) -> list[Scenario]:
         long_tail,
         replace(long_tail, name="long_tail_deadline", deadline_s=5.0, same_workload_as="long_tail"),
         replace(base, name="zero_latency", zero_latency=True),
+        # a per-trajectory session (open cost 0.1 s) behind the same scripted calls
+        replace(base, name="stateful", stateful=True, session_open_s=0.1),
+        # the server is the bottleneck: 8 slots keep it busy ~98 % of the bound (64 slots: ~16 %)
+        replace(base, name="saturated", server=ServerModel(slots=8)),
     ]

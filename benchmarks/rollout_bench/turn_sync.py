@@ -4,7 +4,8 @@ its next turn before the slowest one of the batch has finished this one.
 
 Written the way such loops are: token ids concatenated in place (the prompt rendered once
 with the chat template, observations tokenised in one batched call per turn), tool calls
-under a per-call timeout.
+under a per-call timeout. A stateful tool's session (the ``stateful`` scenario) is the
+backend's: it opens a trajectory's on its first call and closes them all after the batch.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from typing import Any
 
 from benchmarks.rollout_bench.outcome import DriverRun, Status, TrajectoryOutcome
-from benchmarks.rollout_bench.tools import SPEC, ScriptedBackend
+from benchmarks.rollout_bench.tools import ScriptedBackend, spec_for
 from benchmarks.rollout_bench.workload import Workload
 
 _TOOL_CALL_RE = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
@@ -33,11 +34,12 @@ def _query(text: str) -> str | None:
         return None
 
 
-async def _call(backend: ScriptedBackend, query: str | None, timeout_s: float) -> str:
+async def _call(backend: ScriptedBackend, trajectory: int, query: str | None, timeout_s: float, stateful: bool) -> str:
     if query is None:
         return "error: could not parse the tool call"
+    call = backend.lazy_call(trajectory, query) if stateful else backend.search(query)
     try:
-        return await asyncio.wait_for(backend.search(query), timeout_s)
+        return await asyncio.wait_for(call, timeout_s)
     except TimeoutError:
         return f"error: no result within {timeout_s:g}s"
     except Exception as e:
@@ -48,11 +50,12 @@ async def run_turn_sync(
     workload: Workload, server: Any, tokenizer: Any, backend: ScriptedBackend, *, tool_timeout_s: float
 ) -> DriverRun:
     n, max_turns = len(workload.plans), workload.scenario.max_turns
+    stateful = workload.scenario.stateful
     start = time.perf_counter()
     cpu0 = time.process_time()
     prompts: list[list[int]] = tokenizer.apply_chat_template(
         [workload.messages(i) for i in range(n)],
-        tools=[SPEC.openai_schema()],
+        tools=[spec_for(workload.scenario.tool_name).openai_schema()],
         add_generation_prompt=True,
         tokenize=True,
         return_dict=False,
@@ -77,11 +80,13 @@ async def run_turn_sync(
                 outcomes[i] = TrajectoryOutcome(Status.completed, now)
         if not calling:
             break
-        results = await asyncio.gather(*(_call(backend, q, tool_timeout_s) for _, q in calling))
+        results = await asyncio.gather(*(_call(backend, i, q, tool_timeout_s, stateful) for i, q in calling))
         encoded = tokenizer([_OBSERVATION.format(r) for r in results], add_special_tokens=False)["input_ids"]
         for (i, _), ids in zip(calling, encoded, strict=True):
             prompts[i].extend(ids)
         active = [i for i, _ in calling]
+    if stateful:
+        await backend.close_lazy()
     wall = time.perf_counter() - start
     cpu = time.process_time() - cpu0
     final: list[TrajectoryOutcome] = []

@@ -9,7 +9,6 @@ from omegaconf import DictConfig
 
 from rlfactory_plugins.verl.compose import compose_config
 from benchmarks.rollout_bench.scenarios import Scenario
-from benchmarks.rollout_bench.workload import TOOL_NAME
 
 
 def overrides_for(scenario: Scenario, model_dir: Path) -> list[str]:
@@ -24,7 +23,7 @@ def overrides_for(scenario: Scenario, model_dir: Path) -> list[str]:
         "actor_rollout_ref.rollout.multi_turn.format=hermes",
         f"actor_rollout_ref.rollout.multi_turn.max_assistant_turns={scenario.max_turns}",
         # rlfactory's agent loop
-        f"rlfactory.tools=[{TOOL_NAME}]",
+        f"rlfactory.tools=[{scenario.tool_name}]",
         "rlfactory.parser=hermes",
         f"rlfactory.rollout.max_turns={scenario.max_turns}",
         f"rlfactory.rollout.trajectory_timeout_s={deadline}",

@@ -12,9 +12,10 @@ import random
 import re
 from dataclasses import dataclass
 
-from benchmarks.rollout_bench.scenarios import Scenario
+from benchmarks.rollout_bench.scenarios import STATELESS_TOOL, Scenario
 
-TOOL_NAME = "bench_search"
+#: the stateless scenarios' tool (a scenario's own is ``Scenario.tool_name``)
+TOOL_NAME = STATELESS_TOOL
 _FILLER = (
     "Let me think step by step. First, find the facts. Then, check the answer. "
     "The quick brown fox jumps over the lazy dog. Paris is the capital of France. "
@@ -59,15 +60,18 @@ def parse_query(query: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def observation(index: int, step: int) -> str:
-    return f"Result {step} for task {index}: {_OBSERVATION}"
+def observation(index: int, step: int, session_call: int | None = None) -> str:
+    """The tool's result; a stateful tool's names the call's number in its session (1, 2, ...)."""
+    if session_call is None:
+        return f"Result {step} for task {index}: {_OBSERVATION}"
+    return f"Result {step} for task {index} (session call {session_call}): {_OBSERVATION}"
 
 
-def _assistant_text(rng: random.Random, index: int, step: int, final: bool, answer: str) -> str:
+def _assistant_text(rng: random.Random, tool: str, index: int, step: int, final: bool, answer: str) -> str:
     thought = " ".join(rng.choice(_FILLER) for _ in range(rng.randint(8, 24)))
     if final:
         return f"{thought}\n<answer>{answer}</answer>"
-    call = f'{{"name": "{TOOL_NAME}", "arguments": {{"query": "{query_for(index, step)}"}}}}'
+    call = f'{{"name": "{tool}", "arguments": {{"query": "{query_for(index, step)}"}}}}'
     return f"{thought}\n<tool_call>\n{call}\n</tool_call>"
 
 
@@ -83,7 +87,7 @@ class Workload:
         for i in range(scenario.n):
             k = rng.randint(1, scenario.max_tool_turns)
             answer = str(rng.randint(0, 999))
-            texts = [_assistant_text(rng, i, t, t == k, answer) for t in range(k + 1)]
+            texts = [_assistant_text(rng, scenario.tool_name, i, t, t == k, answer) for t in range(k + 1)]
             turns = tuple(tuple(tokenizer.encode(text, add_special_tokens=False)) + (eos,) for text in texts)
             tools = []
             for _ in range(k):
@@ -92,7 +96,7 @@ class Workload:
                 hangs = rng.random() < scenario.hang_rate
                 fails = not hangs and rng.random() < scenario.fail_rate
                 tools.append(ToolStep(latency, hangs, fails))
-            question = f"Task {i}: what is the answer? Use the {TOOL_NAME} tool."
+            question = f"Task {i}: what is the answer? Use the {scenario.tool_name} tool."
             plans.append(TrajectoryPlan(i, question, answer, turns, tuple(tools)))
         self.plans: list[TrajectoryPlan] = plans
 
@@ -103,12 +107,25 @@ class Workload:
         model = self.scenario.server
         return model.request_s + model.token_s * len(self.plans[index].turns[turn])
 
+    @property
+    def tool_calls(self) -> int:
+        """Tool calls the script makes over the batch (one per tool turn)."""
+        return sum(p.tool_turns for p in self.plans)
+
+    def _tool_start_s(self, turn: int, ready_s: float) -> float:
+        """When the call after assistant turn ``turn`` can start at the earliest: a stateful tool's
+        session, opened at the batch's start at the earliest (an eager open overlapping the first
+        generation), must be open before the trajectory's first call."""
+        return max(ready_s, self.scenario.session_open_s) if turn == 0 else ready_s
+
     def trajectory_s(self, index: int) -> float:
         """The trajectory's own critical path: its generations and tool calls back to back
         (a hung call counts 0 here: the tool timeout is the driver's to add)."""
         plan = self.plans[index]
         gen = sum(self.generation_s(index, t) for t in range(len(plan.turns)))
-        return gen + sum(0.0 if step.hangs else step.latency_s for step in plan.tools)
+        first = self.generation_s(index, 0)
+        wait = self._tool_start_s(0, first) - first if plan.tools else 0.0  # for the session to open
+        return gen + wait + sum(0.0 if step.hangs else step.latency_s for step in plan.tools)
 
     def lower_bound_s(self) -> float:
         """No driver can finish the batch sooner: every trajectory's turns back to back with no
@@ -127,7 +144,8 @@ class Workload:
             plan = self.plans[index]
             if turn < plan.tool_turns:
                 step = plan.tools[turn]
-                heapq.heappush(ready, (done + (0.0 if step.hangs else step.latency_s), index, turn + 1))
+                tool_s = 0.0 if step.hangs else step.latency_s
+                heapq.heappush(ready, (self._tool_start_s(turn, done) + tool_s, index, turn + 1))
             else:
                 end = max(end, done)
         return max(end, max(self.trajectory_s(i) for i in range(len(self.plans))))
@@ -138,11 +156,14 @@ class Workload:
     def dataset_row(self, index: int) -> dict:
         """The fields verl's RLHFDataset gives an agent loop's ``run(**kwargs)``."""
         plan = self.plans[index]
+        tool = self.scenario.tool_name
         return {
             "raw_prompt": self.messages(index),
             "data_source": "rollout_bench",
             "reward_model": {"style": "rule", "ground_truth": plan.answer},
             "extra_info": {"index": index},
-            "tools_kwargs": {},
+            # verl's per-row tool kwargs: its ToolAgentLoop passes create_kwargs to BaseTool.create,
+            # rlfactory maps them onto the session's SessionContext.kwargs
+            "tools_kwargs": {tool: {"create_kwargs": {"index": index}}} if self.scenario.stateful else {},
             "index": index,
         }

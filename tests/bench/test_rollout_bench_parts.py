@@ -11,10 +11,17 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.rollout_bench.scenarios import Scenario, ServerModel  # noqa: E402
+from benchmarks.rollout_bench.scenarios import Scenario, ServerModel, all_scenarios  # noqa: E402
 from benchmarks.rollout_bench.server import LatencyModelServer, UnknownPrompt  # noqa: E402
-from benchmarks.rollout_bench.tools import SPEC, ScriptedBackend, ScriptedSearchFailed  # noqa: E402
+from benchmarks.rollout_bench.tools import (  # noqa: E402
+    SPEC,
+    RLFactoryKernel,
+    ScriptedBackend,
+    ScriptedSearchFailed,
+    VerlKernel,
+)
 from benchmarks.rollout_bench.workload import Workload, query_for  # noqa: E402
+from rlfactory_plugins.tools.session import SessionContext  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +77,81 @@ async def test_scripted_tool_hangs_and_fails_as_planned(tokenizer):
         await backend.search(query_for(*fail))
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(backend.search(query_for(*hang)), 0.2)
+
+
+def test_stateful_scenario_names_its_own_tool_and_scales_the_open_cost(tokenizer):
+    scenarios = {s.name: s for s in all_scenarios(8)}
+    stateful = scenarios["stateful"]
+    assert (stateful.tool_name, scenarios["no_faults"].tool_name) == ("bench_kernel", "bench_search")
+    assert stateful.session_open_s == 0.1 and stateful.scaled(0.1).session_open_s == pytest.approx(0.01)
+    assert scenarios["saturated"].server.slots < scenarios["no_faults"].server.slots
+    with pytest.raises(ValueError, match="stateful tool only"):
+        Scenario(name="t", session_open_s=0.1)
+    work = Workload(stateful, tokenizer)
+    assert "bench_kernel" in work.plans[0].question and "bench_kernel" in tokenizer.decode(work.plans[0].turns[0])
+    row = work.dataset_row(3)
+    assert row["tools_kwargs"] == {"bench_kernel": {"create_kwargs": {"index": 3}}}
+    assert Workload(scenarios["no_faults"], tokenizer).dataset_row(3)["tools_kwargs"] == {}
+
+
+def test_row_create_kwargs_reach_the_session_context(tokenizer):
+    """rlfactory maps verl's tools_kwargs[name].create_kwargs onto the session's ctx.kwargs."""
+    from rlfactory_plugins.verl.rows import row_settings
+
+    work = Workload(Scenario(name="t", n=8, stateful=True, session_open_s=0.1), tokenizer)
+    assert row_settings(work.dataset_row(5)).kwargs_for("bench_kernel", "bench_kernel") == {"index": 5}
+
+
+def test_lower_bound_counts_one_session_open_per_trajectory(tokenizer):
+    plain = Scenario(name="t", n=8, tool_median_s=0.05, tool_sigma=0.0)
+    open_s = 0.5  # far longer than any first generation: every first call waits for it
+    stateful = replace(plain, stateful=True, session_open_s=open_s)
+    a, b = Workload(plain, tokenizer), Workload(stateful, tokenizer)
+    for i in range(8):
+        first = b.generation_s(i, 0)
+        gen = sum(b.generation_s(i, t) for t in range(len(b.plans[i].turns)))
+        assert b.trajectory_s(i) == pytest.approx(gen + (open_s - first) + 0.05 * b.plans[i].tool_turns)
+    assert b.lower_bound_s() == pytest.approx(max(b.trajectory_s(i) for i in range(8)))
+    assert b.lower_bound_s() > a.lower_bound_s()
+
+
+@pytest.mark.timeout(30)
+async def test_stateful_backend_keeps_state_per_trajectory_and_counts_violations(tokenizer):
+    work = Workload(Scenario(name="t", n=4, tool_median_s=0.001, stateful=True, session_open_s=0.01), tokenizer)
+    backend = ScriptedBackend()
+    backend.workload = work
+    plan = max(work.plans, key=lambda p: p.tool_turns)
+    i = plan.index
+
+    # rlfactory: one session from the row's create_kwargs, its calls numbered in the observation
+    tool = RLFactoryKernel(backend)
+    session = await tool.open_session(SessionContext(key="k", kwargs={"index": i}))
+    texts = [await tool.acall_in(session, {"query": query_for(i, j)}) for j in range(plan.tool_turns)]
+    assert [f"(session call {j + 1})" in t for j, t in enumerate(texts)] == [True] * plan.tool_turns
+    assert await tool.session_state(session) == {"index": i, "calls": plan.tool_turns}
+    await tool.close_session(session, "answer")
+    assert (backend.counts.sessions_opened, backend.counts.sessions_closed, backend.counts.state_errors) == (1, 1, 0)
+    other = (i + 1) % 4
+    foreign = await tool.open_session(SessionContext(key="k2", kwargs={"index": other}))
+    await tool.acall_in(foreign, {"query": query_for(i, 0)})
+    assert backend.counts.state_errors == 1  # another trajectory's query in this session
+
+    # verl: create (the open) / execute / release per call: a new session each time, earlier state lost
+    backend.reset()
+    verl = VerlKernel(backend)
+    for j in range(plan.tool_turns):
+        instance, _ = await verl.create(create_kwargs={"index": i})
+        await verl.execute(instance, {"query": query_for(i, j)})
+        await verl.release(instance)
+    counts = backend.counts
+    assert counts.sessions_opened == counts.sessions_closed == counts.tool_calls == plan.tool_turns
+    assert (backend.counts.state_errors, backend.counts.state_lost) == (0, plan.tool_turns - 1)
+    assert not verl.instances
+
+    # turn-sync: the trajectory's session opens on its first call, inside the backend
+    backend.reset()
+    for j in range(plan.tool_turns):
+        await backend.lazy_call(i, query_for(i, j))
+    await backend.close_lazy()
+    assert (backend.counts.sessions_opened, backend.counts.sessions_closed) == (1, 1)
+    assert (backend.counts.state_errors, backend.counts.state_lost) == (0, 0)

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ["no_faults", "hangs", "long_tail", "long_tail_deadline", "zero_latency"]
+SCENARIOS = ["no_faults", "hangs", "long_tail", "long_tail_deadline", "zero_latency", "stateful", "saturated"]
 DRIVERS = {"rlfactory", "verl_tool_agent", "turn_sync"}
-PER_DRIVER = ["wall_s", "efficiency", "completed", "failed", "median_traj_s", "p90_traj_s", "cut"]
+PER_DRIVER = ["wall_s", "efficiency", "completed", "failed", "median_traj_s", "p90_traj_s", "cut", "tool_calls"]
+SESSION_KEYS = ["sessions_opened", "sessions_closed", "state_errors", "state_lost"]
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +40,10 @@ def test_every_scenario_reports_the_agreed_keys(lines):
     for line in lines.values():
         for key in ["scenario", "n", "bound_s", "speedup", *PER_DRIVER]:
             assert key in line, (line["scenario"], key)
-        for key in PER_DRIVER:
+        for key in [*PER_DRIVER, *SESSION_KEYS]:
             assert set(line[key]) == DRIVERS, (line["scenario"], key)
+        if line["scenario"] != "stateful":  # only a stateful tool has sessions
+            assert all(v is None for key in SESSION_KEYS for v in line[key].values()), line["scenario"]
         assert set(line["speedup"]) == {"vs_verl", "vs_turn_sync"}
         assert line["bound_s"] >= 0
 
@@ -85,6 +88,23 @@ def test_rlfactory_worker_builds_its_loop_once(lines):
 @pytest.mark.timeout(300)
 def test_every_driver_plays_the_whole_script(lines):
     """The server replays each trajectory's turns; only a loop that ran every tool turn reaches <answer>."""
-    for name in ("no_faults", "zero_latency"):
+    for name in ("no_faults", "zero_latency", "stateful", "saturated"):
         line = lines[name]
         assert line["answered"] == {d: line["n"] for d in DRIVERS}, name
+        assert line["tool_calls"] == {d: line["tool_turns"] for d in DRIVERS}, name
+
+
+@pytest.mark.timeout(300)
+def test_stateful_sessions_are_per_trajectory(lines):
+    """rlfactory and turn-sync open one session per trajectory and keep its state across its calls;
+    verl's ToolAgentLoop runs create/execute/release around every call: one instance per call."""
+    line = lines["stateful"]
+    n, calls = line["n"], line["tool_turns"]
+    assert calls > n  # every trajectory calls the tool at least once, some more than once
+    assert line["completed"] == {d: n for d in DRIVERS}
+    assert line["state_errors"] == {d: 0 for d in DRIVERS}  # no session ever saw another trajectory's query
+    assert line["sessions_opened"] == {"rlfactory": n, "verl_tool_agent": calls, "turn_sync": n}
+    assert line["sessions_closed"] == line["sessions_opened"]
+    assert line["sessions_opened"]["verl_tool_agent"] == line["tool_calls"]["verl_tool_agent"]
+    # verl's instance of a trajectory's 2nd, 3rd call is a new one: the earlier calls' state is gone
+    assert line["state_lost"] == {"rlfactory": 0, "verl_tool_agent": calls - n, "turn_sync": 0}
