@@ -51,6 +51,7 @@ _RB = "verl.trainer.ppo.v1.replay_buffer"
 _W, _WTQ, _OS, _CPU, _PATCH = (_PKG + m for m in ("worker", "worker_tq", "oversample", "cpu", "cpu.patches"))
 _RB_WHY = "over-sampling drives verl's replay buffer through it"
 _VT = _PKG + "verl_tools"
+_TB, _TM = "verl.trainer.ppo.v1.trainer_base", _PKG + "training_metrics"
 
 #: verl's private (underscore) or internal names the adapter reads, overrides or patches
 PRIVATE_NAMES: tuple[VerlName, ...] = (
@@ -61,6 +62,8 @@ PRIVATE_NAMES: tuple[VerlName, ...] = (
     VerlName(_AL, "ToolListWrap", _W, "wraps the tool list a loop is built with, as verl does"),
     VerlName(_AL, "AgentLoopBase._cap_text_prompt_length", _PKG + "agent_loop", "caps a prompt rendered by rlfactory"),
     VerlName(_TQ, "AgentLoopWorkerTQ.__ray_actor_class__", _WTQ, "the class under verl's @ray.remote, subclassed"),
+    VerlName(_TB, "PPOTrainer._compute_metrics", _TM, "extended: rlfactory's batch metrics join the step's"),
+    VerlName(_TB, "TRAINER_REGISTRY", _TM, "trainer_mode -> class, each replaced by a subclass adding the metrics"),
     VerlName(_RB, "ReplayBuffer._sync_metadata_from_transfer_queue", _OS, _RB_WHY),
     VerlName(_RB, "ReplayBuffer._select_prompt_uids", _OS, _RB_WHY),
     VerlName(_RB, "ReplayBuffer._materialize_batch", _OS, _RB_WHY),

@@ -25,6 +25,7 @@ _COMPONENTS = {
     "rlfactory_plugins.verl.cpu": "the CPU backend (platform + transformers rollout)",
     "rlfactory_plugins.verl.agent_loop": f"the {AGENT_LOOP_NAME!r} agent loop",
     "rlfactory_plugins.verl.reward_manager": f"the {REWARD_MANAGER_NAME!r} reward manager",
+    "rlfactory_plugins.verl.training_metrics": "rlfactory's metrics in verl's per-step metrics (V1 trainers)",
 }
 
 _failures: dict[str, str] = {}
@@ -64,8 +65,9 @@ def register_with_verl() -> dict[str, str]:
     for module, what in _COMPONENTS.items():
         try:
             mod = importlib.import_module(module)
-            if module == "rlfactory_plugins.verl.cpu":
-                mod.activate()
+            activate = getattr(mod, "activate", None)  # the CPU backend, the trainer metrics hook
+            if callable(activate):
+                activate()
         except Exception as exc:  # noqa: BLE001 - surfaced loudly, see _report
             _report(module, what, exc)
     return dict(_failures)

@@ -177,3 +177,26 @@ def test_no_session_left_open_and_no_sandbox_process_left(run):
     assert not left, f"sandbox processes left after the run: {left}"
     assert not list((ws.root / "sandbox_tmp").glob("rlf_python_*")), "sandbox run dirs left behind"
     assert any(t["tool_state"].get("python_session", {}).get("calls") for t in dumps), "no sandbox session ran"
+
+
+def test_verls_logger_gets_rlfactorys_metrics_and_they_agree_with_the_dumps(run):
+    """Every step's row of verl's file logger (what wandb/console get) holds the batch's reward parts, tools
+    and stop reasons; recomputed from that step's trajectory dumps they agree."""
+    import asyncio
+
+    from rlfactory_tool_kvstore import kv_state
+
+    from rlfactory_plugins.trajectory import Trajectory
+
+    ws, dumps, _ = run
+    for step, m in run_metrics(ws).items():
+        trajs = [Trajectory.model_validate(t) for t in dumps if t["step"] == step]
+        assert m["rollout/trajectories"] == len(trajs) == len(task.rows()) * N
+        scores = [asyncio.run(kv_state.ascore(t, kv_state.parse_options({}))).score for t in trajs]
+        assert m["reward/kv_state/mean"] == pytest.approx(sum(scores) / len(scores), abs=1e-6)
+        calls = [c for t in trajs for c in t.tool_calls]
+        assert m["tool/all/calls"] == len(calls)
+        assert m["tool/all/ok_rate"] == pytest.approx(sum(c.ok for c in calls) / len(calls), abs=1e-6)
+        env_done = sum(t.stop_reason == "env_done" for t in trajs) / len(trajs)
+        assert m["rollout/stop_reason/env_done"] == pytest.approx(env_done, abs=1e-6)
+        assert m["reward/total/mean"] == pytest.approx(m["critic/score/mean"], abs=1e-5)

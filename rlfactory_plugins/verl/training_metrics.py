@@ -1,0 +1,91 @@
+"""rlfactory's batch metrics in verl's own per-step metrics dict, so every ``trainer.logger`` backend
+(console, file, wandb, tensorboard, mlflow, ...) gets them.
+
+verl's V1 trainers build one ``metrics`` dict per step in ``PPOTrainer._compute_metrics(batch, metrics,
+...)`` and pass it to ``self.logger.log`` right after; ``batch`` is the step's training batch (keys in
+TransferQueue, every worker's trajectories). The trainer classes are found by name in
+``TRAINER_REGISTRY`` (``trainer.v1.trainer_mode``). When ``verl.trainer.ppo.v1`` is imported (a
+post-import hook, :func:`wrapt.register_post_import_hook`, registered by the ``verl.plugins`` entry
+point, :func:`activate`), :func:`install` replaces each registered class by a subclass with :class:`TrainingMetrics`
+mixed in first: its ``_compute_metrics`` runs verl's, then reads the batch's ``extra_fields`` from
+TransferQueue (as verl's replay buffer reads them) and adds
+:func:`rlfactory_plugins.rollout.batch_metrics.batch_metrics`. Nothing in verl is edited and no
+second logger is opened. A failure here is logged and the step's metrics are verl's own.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rlfactory_plugins.verl import compat
+
+logger = logging.getLogger("rlfactory")
+
+V1 = "verl.trainer.ppo.v1"
+#: the attribute marking a class built here (so a second install does not wrap it again)
+MARK = "_rlfactory_training_metrics"
+
+
+def batch_records(batch: Any) -> list[dict[str, Any]]:
+    """The ``extra_fields`` of every real (non-padding) trajectory of a V1 ``KVBatchMeta``."""
+    import transfer_queue as tq
+
+    if not batch.keys:
+        return []
+    data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"])
+    tags = list(batch.tags or [{}] * len(batch.keys))
+    out = []
+    for tag, value in zip(tags, list(data["extra_fields"]), strict=True):
+        if isinstance(tag, dict) and tag.get("is_padding", False):
+            continue
+        fields = getattr(value, "data", value)
+        out.append(fields if isinstance(fields, dict) else {})
+    return out
+
+
+def metrics_of(records: list[dict[str, Any]]) -> dict[str, float]:
+    from rlfactory_plugins.rollout.batch_metrics import batch_metrics
+    from rlfactory_plugins.verl.rows import STATS_KEY, TRAJECTORY_KEY
+
+    return batch_metrics(
+        (r.get(TRAJECTORY_KEY) for r in records),
+        (r.get(STATS_KEY) for r in records),
+        (r.get("reward_extra_info") for r in records),
+    )
+
+
+class TrainingMetrics:
+    """Mixed in before a verl V1 trainer class: adds rlfactory's batch metrics to each step's metrics."""
+
+    def _compute_metrics(self, batch: Any, metrics: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        result = super()._compute_metrics(batch, metrics, *args, **kwargs)  # type: ignore[misc]
+        try:
+            metrics.update(metrics_of(batch_records(batch)))
+        except Exception as e:  # noqa: BLE001 - metrics must never stop a training run
+            logger.warning("rlfactory: could not add its metrics to this step's: %s: %s", type(e).__name__, e)
+        return result
+
+
+def install(v1: Any = None) -> list[str]:
+    """Wrap every trainer of verl's ``TRAINER_REGISTRY`` (the hook's argument: the ``verl.trainer.ppo.v1`` module)."""
+    compat.require(__name__)
+    from verl.trainer.ppo.v1 import trainer_base
+
+    wrapped = []
+    for name, cls in list(trainer_base.TRAINER_REGISTRY.items()):
+        if getattr(cls, MARK, False):
+            continue
+        trainer_base.TRAINER_REGISTRY[name] = type(cls.__name__, (TrainingMetrics, cls), {
+            MARK: True, "__module__": __name__, "__doc__": cls.__doc__,
+            "__qualname__": f"TrainingMetrics+{cls.__qualname__}",
+        })
+        wrapped.append(name)
+    return wrapped
+
+
+def activate() -> None:
+    """Have :func:`install` run when (or, if already imported, now that) verl's V1 trainers are imported."""
+    import wrapt
+
+    wrapt.register_post_import_hook(install, V1)
