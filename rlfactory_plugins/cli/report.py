@@ -7,9 +7,11 @@ and every other ``*metrics*.jsonl`` in the directory is merged in) and ``traject
 (``*.jsonl`` dumps of :class:`~rlfactory_plugins.trajectory.Trajectory`, with ``step``).
 
 :func:`load_run` reads both; per-step tool counts come from the trajectories, so the
-tool panel does not depend on which counters the logger kept. verl 0.9.1's trainer logs
-only the total reward per step (``critic/score/mean``), so when the metrics carry no
-``reward/<part>`` keys the parts are re-scored from the dumped trajectories with the
+tool panel does not depend on which counters the logger kept. With ``+plugins=rlfactory`` verl's
+logger gets each reward part's batch mean (``reward/<part>/mean``,
+:mod:`rlfactory_plugins.verl.training_metrics`) and those are used as they are; a run whose
+metrics carry no ``reward/<part>`` keys (verl's own only: ``critic/score/mean``, e.g. a run
+from before they were logged) has its parts re-scored from the dumped trajectories with the
 run's own ``rlfactory.rewards`` (read from Hydra's saved ``.hydra/config.yaml``). :func:`write_report`
 draws reward (total and each ``reward/<part>``), tool calls and tool errors, response
 length, and three sample trajectories with their tool calls. matplotlib is imported only when
