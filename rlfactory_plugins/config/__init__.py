@@ -51,6 +51,12 @@ class RLFactoryConfig(BaseModel):
     tool_manager: ToolManagerConfig = Field(default_factory=ToolManagerConfig)
     trajectory_dir: str | None = Field(default=None, description="dump every trajectory as JSONL here")
     metrics_file: str | None = Field(default=None, description="append one JSON line of metrics per step here")
+    log_samples: int = Field(
+        default=4, ge=0, le=256,
+        description="sample trajectories per step for the trainer's logger (a wandb Table; JSON lines next to "
+        "verl's file logger); 0 = none",
+    )
+    log_samples_every: int = Field(default=1, ge=1, description="log the samples every N training steps")
     reward_on_deadline: float | None = Field(
         default=None,
         description="score of a trajectory cut by the straggler deadline (stop_reason 'deadline'); null = score it normally",

@@ -10,7 +10,9 @@ point, :func:`activate`), :func:`install` replaces each registered class by a su
 mixed in first: its ``_compute_metrics`` runs verl's, then reads the batch's ``extra_fields`` from
 TransferQueue (as verl's replay buffer reads them) and adds
 :func:`rlfactory_plugins.rollout.batch_metrics.batch_metrics`. Nothing in verl is edited and no
-second logger is opened. A failure here is logged and the step's metrics are verl's own.
+second logger is opened. A few trajectories of each step (``rlfactory.log_samples``) go to verl's
+wandb run as a Table and next to its file logger as JSON lines (:func:`log_samples`). A failure
+here is logged and the step's metrics are verl's own.
 """
 
 from __future__ import annotations
@@ -44,6 +46,38 @@ def batch_records(batch: Any) -> list[dict[str, Any]]:
     return out
 
 
+def log_samples(config: Any, records: list[dict[str, Any]], step: int) -> int:
+    """``rlfactory.log_samples`` trajectories of the batch (every ``log_samples_every`` steps) as a wandb
+    Table in verl's own wandb run (when there is one in this process) and as JSON lines in
+    ``rlfactory_samples.jsonl`` next to verl's file logger (when ``VERL_FILE_LOGGER_PATH`` is set).
+    Not in the metrics dict: the other backends take numbers only. Returns the rows logged."""
+    import json
+    import os
+    import sys
+    from pathlib import Path
+
+    from rlfactory_plugins.rollout.samples import COLUMNS, sample_rows
+    from rlfactory_plugins.verl.rows import TRAJECTORY_KEY
+    from rlfactory_plugins.verl.section import section_of
+
+    settings = section_of(config)
+    if not settings.log_samples or step % settings.log_samples_every:
+        return 0
+    rows = sample_rows(step, [r.get(TRAJECTORY_KEY) for r in records],
+                       [r.get("reward_extra_info") for r in records], settings.log_samples)
+    if not rows:
+        return 0
+    wandb = sys.modules.get("wandb")  # only if verl's wandb backend imported it
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        table = wandb.Table(columns=list(COLUMNS), data=[[row[c] for c in COLUMNS] for row in rows])
+        wandb.run.log({"rlfactory/samples": table}, step=step)
+    file_logger = os.environ.get("VERL_FILE_LOGGER_PATH")
+    if file_logger:
+        with open(Path(file_logger).parent / "rlfactory_samples.jsonl", "a") as f:
+            f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    return len(rows)
+
+
 def metrics_of(records: list[dict[str, Any]]) -> dict[str, float]:
     from rlfactory_plugins.rollout.batch_metrics import batch_metrics
     from rlfactory_plugins.verl.rows import STATS_KEY, TRAJECTORY_KEY
@@ -61,7 +95,10 @@ class TrainingMetrics:
     def _compute_metrics(self, batch: Any, metrics: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         result = super()._compute_metrics(batch, metrics, *args, **kwargs)  # type: ignore[misc]
         try:
-            metrics.update(metrics_of(batch_records(batch)))
+            records = batch_records(batch)
+            metrics.update(metrics_of(records))
+            step = kwargs.get("global_steps", args[1] if len(args) > 1 else 0)
+            log_samples(getattr(self, "config", {}), records, int(step or 0))
         except Exception as e:  # noqa: BLE001 - metrics must never stop a training run
             logger.warning("rlfactory: could not add its metrics to this step's: %s: %s", type(e).__name__, e)
         return result

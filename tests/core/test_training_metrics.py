@@ -54,3 +54,33 @@ def test_a_failure_leaves_verls_metrics_and_says_why(monkeypatch, caplog) -> Non
         Trainer()._compute_metrics("batch", metrics, {}, global_steps=3, epoch=0)
     assert metrics == {"critic/score/mean": 0.5}
     assert "could not add its metrics to this step's: ConnectionError: transfer queue is gone" in caplog.text
+
+
+def test_samples_go_to_verls_wandb_run_as_a_table_and_next_to_its_file_logger(tmp_path, monkeypatch) -> None:
+    """A real offline wandb run (the one verl's wandb backend opens), read back from its files."""
+    import json
+
+    wandb = pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("VERL_FILE_LOGGER_PATH", str(tmp_path / "metrics.jsonl"))
+    records = [{TRAJECTORY_KEY: {"prompt": [{"role": "user", "content": f"question {i}"}], "final_answer": str(i),
+                                 "stop_reason": "answer", "turns": [{"assistant_text": "<search>q</search>",
+                                 "tool_calls": [{"name": "search", "result": {"status": "ok", "output": "hit"}}]}]},
+                "reward_extra_info": {"reward/total": 0.5, "reward/qa_em": float(i % 2), "reward/qa_em/failed": 0.0}}
+               for i in range(8)]
+    config = {"rlfactory": {"log_samples": 3}}
+    run = wandb.init(mode="offline", dir=str(tmp_path), project="rlf-test")
+    try:
+        assert training_metrics.log_samples(config, records, step=2) == 3
+    finally:
+        wandb.finish()
+    tables = list((tmp_path / "wandb").glob("offline-run-*/files/media/table/rlfactory/samples_*.table.json"))
+    assert len(tables) == 1, list((tmp_path / "wandb").rglob("*"))
+    table = json.loads(tables[0].read_text())
+    assert table["columns"] == ["step", "prompt", "turns", "answer", "reward", "reward_parts", "stop_reason", "calls"]
+    assert [row[1] for row in table["data"]] == ["question 0", "question 2", "question 5"]  # spread over the batch
+    assert "[tool search -> ok] hit" in table["data"][0][2] and json.loads(table["data"][2][5]) == {"qa_em": 1.0}
+    lines = [json.loads(x) for x in (tmp_path / "rlfactory_samples.jsonl").read_text().splitlines()]
+    assert [x["answer"] for x in lines] == ["0", "2", "5"] and run is not None
+    assert training_metrics.log_samples({"rlfactory": {"log_samples": 0}}, records, step=3) == 0
+    assert training_metrics.log_samples({"rlfactory": {"log_samples_every": 2}}, records, step=3) == 0
