@@ -78,6 +78,23 @@ def log_samples(config: Any, records: list[dict[str, Any]], step: int) -> int:
     return len(rows)
 
 
+def compact_line(step: int, metrics: dict[str, Any]) -> str:
+    """One short line of the step's rlfactory metrics, for the console."""
+    parts = " ".join(f"{k.split('/')[1]} {v:.3f}" for k, v in sorted(metrics.items())
+                     if k.startswith("reward/") and k.endswith("/mean") and k != "reward/total/mean")
+    line = f"[rlfactory] step {step}"
+    if "reward/total/mean" in metrics:
+        line += f" | reward {metrics['reward/total/mean']:.3f}" + (f" ({parts})" if parts else "")
+    if "tool/all/calls" in metrics and metrics.get("rollout/trajectories"):
+        line += (f" | calls/traj {metrics['tool/all/calls'] / metrics['rollout/trajectories']:.2f}"
+                 f" ok {metrics['tool/all/ok_rate']:.2f}")
+    stops = sorted(((v, k.rsplit("/", 1)[1]) for k, v in metrics.items() if k.startswith("rollout/stop_reason/") and v),
+                   reverse=True)
+    if stops:
+        line += " | stop " + " ".join(f"{reason} {share:.2f}" for share, reason in stops)
+    return line
+
+
 def metrics_of(records: list[dict[str, Any]]) -> dict[str, float]:
     from rlfactory_plugins.rollout.batch_metrics import batch_metrics
     from rlfactory_plugins.verl.rows import STATS_KEY, TRAJECTORY_KEY
@@ -89,6 +106,14 @@ def metrics_of(records: list[dict[str, Any]]) -> dict[str, float]:
     )
 
 
+def _loggers(config: Any) -> list[str]:
+    try:
+        value = config["trainer"]["logger"]
+    except (KeyError, TypeError):
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
 class TrainingMetrics:
     """Mixed in before a verl V1 trainer class: adds rlfactory's batch metrics to each step's metrics."""
 
@@ -96,9 +121,13 @@ class TrainingMetrics:
         result = super()._compute_metrics(batch, metrics, *args, **kwargs)  # type: ignore[misc]
         try:
             records = batch_records(batch)
-            metrics.update(metrics_of(records))
-            step = kwargs.get("global_steps", args[1] if len(args) > 1 else 0)
-            log_samples(getattr(self, "config", {}), records, int(step or 0))
+            ours = metrics_of(records)
+            metrics.update(ours)
+            step = int(kwargs.get("global_steps", args[1] if len(args) > 1 else 0) or 0)
+            config = getattr(self, "config", {})
+            log_samples(config, records, step)
+            if ours and "console" in _loggers(config):
+                print(compact_line(step, ours), flush=True)
         except Exception as e:  # noqa: BLE001 - metrics must never stop a training run
             logger.warning("rlfactory: could not add its metrics to this step's: %s: %s", type(e).__name__, e)
         return result

@@ -84,3 +84,18 @@ def test_samples_go_to_verls_wandb_run_as_a_table_and_next_to_its_file_logger(tm
     assert [x["answer"] for x in lines] == ["0", "2", "5"] and run is not None
     assert training_metrics.log_samples({"rlfactory": {"log_samples": 0}}, records, step=3) == 0
     assert training_metrics.log_samples({"rlfactory": {"log_samples_every": 2}}, records, step=3) == 0
+
+
+def test_the_console_gets_one_compact_line(monkeypatch, capsys) -> None:
+    record = {TRAJECTORY_KEY: {"stop_reason": "answer", "turns": [{"tool_calls": [
+        {"name": "search", "result": {"status": "ok", "latency_s": 0.1}}]}]}, STATS_KEY: {"turns": 2.0},
+        "reward_extra_info": {"reward/total": 0.75, "reward/qa_em": 1.0, "reward/tool_verify": 0.5}}
+    monkeypatch.setattr(training_metrics, "batch_records", lambda batch: [record])
+    trainer = Trainer()
+    trainer.config = {"trainer": {"logger": ["console", "file"]}, "rlfactory": {"log_samples": 0}}
+    trainer._compute_metrics("batch", {}, {}, global_steps=7, epoch=0)
+    assert capsys.readouterr().out.strip() == (
+        "[rlfactory] step 7 | reward 0.750 (qa_em 1.000 tool_verify 0.500) | calls/traj 1.00 ok 1.00 | stop answer 1.00")
+    trainer.config = {"trainer": {"logger": ["wandb"]}, "rlfactory": {"log_samples": 0}}
+    trainer._compute_metrics("batch", {}, {}, global_steps=8, epoch=0)
+    assert capsys.readouterr().out == ""
