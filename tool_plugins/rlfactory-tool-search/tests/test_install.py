@@ -20,10 +20,24 @@ def installed(tmp_path_factory, venv_run):
     this copy; the shared venv is left untouched.
     """
     target = tmp_path_factory.mktemp("site")
+    _can_build_offline()
     proc = venv_run("python", "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                     "--target", str(target), str(PACK), timeout=240)
     assert proc.returncode == 0, proc.stderr
     return {"PYTHONPATH": str(target), "XDG_CACHE_HOME": str(tmp_path_factory.mktemp("xdg"))}, target
+
+
+def _can_build_offline() -> None:
+    """``--no-build-isolation`` (no download) builds with this venv's setuptools, which needs ``bdist_wheel``:
+    built into setuptools >= 70.1, else the ``wheel`` package (a fresh ``python -m venv`` has neither)."""
+    import importlib.util
+
+    from packaging.version import Version
+    import setuptools
+
+    if Version(setuptools.__version__) < Version("70.1") and importlib.util.find_spec("wheel") is None:
+        pytest.skip(f"setuptools {setuptools.__version__} without the wheel package cannot build the pack "
+                    "offline; pip install wheel (or setuptools>=70.1)")
 
 
 def test_plugins_lists_search_from_its_distribution(installed, venv_run):

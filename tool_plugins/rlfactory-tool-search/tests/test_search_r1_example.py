@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
+
+# the recipe's needs, not the pack's: parquet (the [verl] extra) and the qa reward pack
+pd = pytest.importorskip("pandas", reason="examples/search_r1 reads and writes parquet: install rlfactory[verl]")
+pytest.importorskip("rlfactory_reward_qa", reason="examples/search_r1 scores EM: pip install reward_plugins/rlfactory-reward-qa")
 
 from rlfactory_plugins.trajectory import Trajectory
 
