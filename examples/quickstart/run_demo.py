@@ -15,7 +15,6 @@ Everything lands in ``runs/<name>/``. ``--fast`` is the 2-step smoke variant use
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -62,7 +61,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="warm start's second phase: fraction of demonstrations that search (the rest guess)")
     p.add_argument("--sft-steps", type=int, default=3000,
                    help="warm start's first phase (every demonstration searches; stops early once learnt)")
-    p.add_argument("--sft-mix-steps", type=int, default=150, help="warm start's second phase (--demo-search)")
+    p.add_argument("--sft-mix-steps", type=int, default=300,
+                   help="warm start's second phase (--demo-search); 2 passes over the demonstrations: with one "
+                        "(150 steps) the calls were often a search tag around a guessed city, depending on "
+                        "rounding in the first phase")
     p.add_argument("--sft-mix-lr", type=float, default=1e-3)
     p.add_argument("--sft-batch", type=int, default=16)
     p.add_argument("--sft-lr", type=float, default=3e-3)
@@ -91,25 +93,29 @@ def prepare(args: argparse.Namespace, run_dir: Path) -> tuple[Path, Path, Path]:
 
     settings = {k: getattr(args, k) for k in ("seed", "demos", "demo_search", "sft_steps", "sft_mix_steps", "sft_batch",
                                                "sft_lr", "sft_mix_lr", "vocab_size")}
-    settings["model_size"] = warm_start.MODEL_SIZE
-    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    settings.update(model_size=warm_start.MODEL_SIZE, stop_loss=STOP_LOSS)
+    demos = task.demonstrations(w.warm)
+    mixed = task.with_guesses(demos, args.demo_search, args.seed)
+    key = warm_start.cache_key(settings, demos + mixed, w.texts())
     marker = model_dir / "warm_start.json"
     if marker.exists() and json.loads(marker.read_text()).get("key") == key:
-        log(f"[model] reusing the warm-started model in {model_dir} (same settings)")
+        log(f"[model] reusing the warm-started model in {model_dir} (same settings, data, code and libraries)")
         return data_dir, model_dir, w.corpus
     shutil.rmtree(model_dir, ignore_errors=True)
     start = time.time()
-    demos = task.demonstrations(w.warm)
-    mixed = task.with_guesses(demos, args.demo_search, args.seed)
     warm_start.build_model(model_dir, demos + mixed, w.texts(), vocab_size=args.vocab_size, seed=args.seed)
     log(f"[model] tiny Qwen2 {warm_start.MODEL_SIZE}; warm start on {len(demos)} demonstrations about other "
-        f"entities: {args.sft_steps} steps that all search, then {args.sft_mix_steps} steps where "
-        f"{args.demo_search:.0%} search and the rest guess")
+        f"entities ({warm_start.THREADS} threads): up to {args.sft_steps} steps that all search, until learnt, "
+        f"then {args.sft_mix_steps} steps where {args.demo_search:.0%} search and the rest guess")
     result = warm_start.train(model_dir, warm_start.encode_all(model_dir, demos), steps=args.sft_steps,
                               batch_size=args.sft_batch, lr=args.sft_lr, seed=args.seed, log=log, stop_loss=STOP_LOSS)
+    if not result["stopped_early"] and not args.fast:
+        log(f"[model] warning: the first phase never reached a mean loss below {STOP_LOSS}: the model may not "
+            "have learnt to copy the answer out of the observation, and GRPO has little to reinforce")
     mix = warm_start.train(model_dir, warm_start.encode_all(model_dir, mixed), steps=args.sft_mix_steps,
                            batch_size=args.sft_batch, lr=args.sft_mix_lr, seed=args.seed, log=log)
-    result = {"loss": result["loss"], "steps": result["steps"], "mix_loss": mix["loss"],
+    result = {"loss": result["loss"], "steps": result["steps"], "stopped_early": result["stopped_early"],
+              "mix_loss": mix["loss"], "mix_steps": mix["steps"], "threads": warm_start.THREADS,
               "seconds": result["seconds"] + mix["seconds"]}
     marker.write_text(json.dumps({"key": key, "settings": settings, **result}, indent=2) + "\n")
     log(f"[model] warm start done in {time.time() - start:.0f}s (final loss {result['loss']:.3f})")
@@ -233,9 +239,13 @@ def main(argv: list[str] | None = None) -> int:
     summary = report(run_dir)
     seconds = {"prepare": round(prepared - start), "grpo": round(trained - prepared),
                "report": round(time.time() - trained), "total": round(time.time() - start)}
-    (run_dir / "summary.json").write_text(json.dumps({**summary, "seconds": seconds}, indent=2))
+    marker = json.loads((model_dir / "warm_start.json").read_text())
+    warm = {k: marker.get(k) for k in ("steps", "stopped_early", "loss", "mix_steps", "mix_loss", "threads", "key")}
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "warm_start": warm, "seconds": seconds}, indent=2))
     for line in summary_lines(summary):
         log("[summary] " + line)
+    log(f"[summary] warm start: first phase {warm['steps']} steps (loss {warm['loss']:.4f}), second phase "
+        f"{warm['mix_steps']} steps, {warm['threads']} threads, key {warm['key']}")
     log(f"[done] {seconds['total']}s (data + warm start {seconds['prepare']}s, GRPO {seconds['grpo']}s, "
         f"report {seconds['report']}s); outputs in {run_dir}")
     return 0

@@ -7,13 +7,24 @@ token exactly as the rollout will: the chat-template prompt, the assistant's cal
 observation wrapped by the parser's own
 :class:`~rlfactory_plugins.rollout.observation.ObservationFormat`, and the answer; only
 the assistant's tokens carry loss. ``train`` runs a few hundred AdamW steps over them.
+
+Same seed, same weights, bit for bit on one machine: the data, the tokenizer and the initial
+weights are deterministic, and ``train`` runs on a fixed number of intra-op threads
+(:data:`THREADS`), because float sums are split by thread count and the rounding differences
+grow over hundreds of steps (with the default seed phase (a) stopped at step 350 with 1 thread,
+367 with 2). ``cache_key`` fingerprints everything the warm-started model depends on, so that a
+cached model is reused only when it would come out the same.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import math
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +40,47 @@ MODEL_SIZE: dict[str, int] = {
     "num_attention_heads": 4,
     "num_key_value_heads": 2,
 }
+
+#: intra-op threads of ``train``, whatever the machine or OMP_NUM_THREADS says, because the weights
+#: depend on it. One: on 2 idle cores two threads are ~1.6x faster (phase (a) ~23 s vs ~37 s), but
+#: on cores shared with other work they wait on each other at every barrier: with 2 threads phase
+#: (a) took 570 s under other sessions' load and 870 s next to one busy process; one thread next to
+#: a busy process runs ~1.5x slower than idle
+THREADS = 1
+
+
+@contextlib.contextmanager
+def fixed_threads(n: int | None = None) -> Iterator[None]:
+    """Run on ``n`` (default :data:`THREADS`) intra-op threads, then restore the caller's count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(THREADS if n is None else n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def cache_key(settings: dict[str, Any], demos: list[Demonstration], corpus: list[str]) -> str:
+    """What the warm-started model depends on: the settings, the training data itself (corpus and
+    demonstrations with their BM25 observations), the code that builds and trains it, the library
+    versions and the thread count. A cached model is reused only under the same key."""
+    import tokenizers
+    import torch
+    import transformers
+
+    from rlfactory_plugins.testing import tiny_model
+
+    h = hashlib.sha256()
+    h.update(json.dumps({**settings, "threads": THREADS, "torch": torch.__version__,
+                         "transformers": transformers.__version__, "tokenizers": tokenizers.__version__},
+                        sort_keys=True).encode())
+    for source in (__file__, tiny_model.__file__):
+        h.update(Path(source).read_bytes())
+    for text in corpus + [d.text() for d in demos]:
+        h.update(text.encode() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def build_model(out_dir: Path, demos: list[Demonstration], corpus: list[str], *, vocab_size: int, seed: int) -> Path:
@@ -110,7 +162,17 @@ def train(
     """AdamW with linear warm-up and cosine decay on the assistant tokens; saves over ``model_dir``.
 
     With ``stop_loss`` it stops early once the mean loss of the last 50 steps is below it.
+    Runs on :data:`THREADS` intra-op threads (the same seed then gives the same weights).
     """
+    with fixed_threads():
+        return _train(model_dir, examples, steps=steps, batch_size=batch_size, lr=lr, seed=seed, log=log,
+                      stop_loss=stop_loss)
+
+
+def _train(
+    model_dir: Path, examples: list[Example], *, steps: int, batch_size: int, lr: float, seed: int, log,
+    stop_loss: float | None,
+) -> dict[str, float]:
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -151,4 +213,4 @@ def train(
             log(f"  warm start: mean loss of the last 50 steps below {stop_loss}, stopping at step {step}")
             break
     model.save_pretrained(model_dir, safe_serialization=True)
-    return {"loss": loss_value, "steps": step, "seconds": time.time() - start}
+    return {"loss": loss_value, "steps": step, "seconds": time.time() - start, "stopped_early": done}
