@@ -115,7 +115,6 @@ PUBLIC_NAMES: tuple[VerlName, ...] = (
     VerlName("verl.tools.function_tool", "FunctionTool", _VT, "verl's @function_tool tools"),
     VerlName("verl.tools.function_tool", "normalize_function_tool_return", _VT, "a function tool's return, as verl reads it"),
     VerlName("verl.tools.tool_registry", "load_all_tools", _VT, "loads multi_turn.tool_config_path/function_tool_path"),
-    VerlName("verl.utils.import_utils", "resolve_config_path", _VT, "finds a relative tool file as verl's worker does"),
     VerlName("verl.plugin.platform", "PlatformRegistry", _CPU, "registers the cpu platform"),
     VerlName("verl.plugin.platform.platform_manager", "set_platform", _CPU, "installs the cpu platform"),
     VerlName("verl.plugin.platform", "PlatformBase", _PKG + "cpu.platform", "base class of the cpu platform"),

@@ -18,6 +18,7 @@ here is logged and the step's metrics are verl's own.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from rlfactory_plugins.verl import compat
@@ -134,8 +135,16 @@ class TrainingMetrics:
 
 
 def install(v1: Any = None) -> list[str]:
-    """Wrap every trainer of verl's ``TRAINER_REGISTRY`` (the hook's argument: the ``verl.trainer.ppo.v1`` module)."""
-    compat.require(__name__)
+    """Wrap every trainer of verl's ``TRAINER_REGISTRY`` (the hook's argument: the ``verl.trainer.ppo.v1`` module).
+
+    Runs inside verl's import of its trainers, so it never raises: a verl without the names it needs
+    (:data:`~rlfactory_plugins.verl.compat.PRIVATE_NAMES`) gets a warning naming them and trains as
+    it would without rlfactory's metrics."""
+    try:
+        compat.require(__name__)
+    except compat.VerlCompatError as e:
+        print(f"rlfactory: training metrics are off: {e}", file=sys.stderr, flush=True)
+        return []
     from verl.trainer.ppo.v1 import trainer_base
 
     wrapped = []

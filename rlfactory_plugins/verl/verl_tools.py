@@ -167,16 +167,12 @@ def wrap_verl_tools(loaded: Iterable[Any]) -> dict[str, Tool]:
 def load_verl_tools(tool_config_path: str | None = None, function_tool_path: str | None = None) -> dict[str, Tool]:
     """The tools of verl's tool files, loaded by verl's own ``load_all_tools`` as its worker does."""
     from verl.tools.tool_registry import load_all_tools
-    from verl.utils.import_utils import resolve_config_path
 
     paths = {"tool_config_path": tool_config_path, "function_tool_path": function_tool_path}
     for key, path in paths.items():
         if not path:
             continue
-        try:  # relative paths are looked up as verl's worker looks them up (cwd, then verl's root)
-            paths[key] = resolve_config_path(path)
-        except FileNotFoundError:
-            paths[key] = path
+        paths[key] = _resolve(path)
         if not Path(paths[key]).is_file():
             raise ConfigError(f"{MULTI_TURN}.{key}: no such file {path!r}; point it at {PATH_KEYS[key]} or unset it")
     if not any(paths.values()):
@@ -188,6 +184,31 @@ def load_verl_tools(tool_config_path: str | None = None, function_tool_path: str
     except Exception as e:  # verl's own errors (bad class_name, schema, name collision): keep its message
         raise ConfigError(f"{MULTI_TURN}: verl could not load the tools ({type(e).__name__}: {e})") from e
     return wrap_verl_tools(loaded)
+
+
+def _resolve(path: str) -> str:
+    """A relative tool file looked up as verl's worker looks it up (cwd, then verl's root), with verl's own
+    ``resolve_config_path`` (``verl.utils.import_utils`` in 0.9.1, ``verl.experimental.agent_loop.utils``
+    in 0.9.0); ``path`` itself where it finds nothing."""
+    import importlib
+
+    for module in ("verl.utils.import_utils", "verl.experimental.agent_loop.utils"):
+        resolve = getattr(importlib.import_module(module), "resolve_config_path", None) if _exists(module) else None
+        if resolve is not None:
+            try:
+                return str(resolve(path))
+            except FileNotFoundError:
+                return path
+    return path
+
+
+def _exists(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
 
 
 def _check_class_names(path: str) -> None:

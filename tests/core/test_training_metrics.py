@@ -99,3 +99,15 @@ def test_the_console_gets_one_compact_line(monkeypatch, capsys) -> None:
     trainer.config = {"trainer": {"logger": ["wandb"]}, "rlfactory": {"log_samples": 0}}
     trainer._compute_metrics("batch", {}, {}, global_steps=8, epoch=0)
     assert capsys.readouterr().out == ""
+
+
+def test_a_verl_without_the_names_trains_without_the_metrics(monkeypatch, capsys) -> None:
+    """install runs inside verl's import of its trainers: it must warn, never raise."""
+    from rlfactory_plugins.verl import compat
+
+    def missing(user):
+        raise compat.VerlCompatError("verl 9.9 lacks verl.trainer.ppo.v1.trainer_base.TRAINER_REGISTRY")
+
+    monkeypatch.setattr(compat, "require", missing)
+    assert training_metrics.install() == []
+    assert "rlfactory: training metrics are off: verl 9.9 lacks" in capsys.readouterr().err
