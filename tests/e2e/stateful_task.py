@@ -110,12 +110,13 @@ def messages(row: Row) -> list[dict[str, Any]]:
     return out
 
 
-def texts(row: Row, tokenizer: Any = None) -> list[str]:
-    """The rendered conversation (for the tokenizer's corpus)."""
-    from rlfactory_plugins.testing.tiny_model import CHAT_TEMPLATE
+def texts(row: Row) -> list[str]:
+    """The rendered conversation, for the tokenizer's corpus (the tokenizer does not exist yet: the
+    tiny model's chat template rendered by jinja2, as transformers renders it)."""
     from jinja2 import Template
 
-    del tokenizer
+    from rlfactory_plugins.testing.tiny_model import CHAT_TEMPLATE
+
     return [Template(CHAT_TEMPLATE).render(messages=messages(row), tools=schemas(row.tools), add_generation_prompt=False)]
 
 
