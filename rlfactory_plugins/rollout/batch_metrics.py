@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from rlfactory_plugins.rollout.metrics import STOP_REASONS
+from rlfactory_plugins.tools.base import ToolStatus
+from rlfactory_plugins.trajectory import ToolCallRecord
 
 UNPARSED = "_unparsed"
 #: calls of names no tool has (the model's inventions): one bucket, so they cannot flood the logger with keys
@@ -44,18 +46,17 @@ class _ToolCalls:
     errors: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
 
-    def add(self, call: Mapping[str, Any]) -> None:
+    def add(self, call: ToolCallRecord) -> None:
         self.calls += 1
-        result = call.get("result") or {}
-        kind = _error_kind(call, result)
+        kind = call.error_kind
         if kind is None:
             self.ok += 1
         else:
             self.errors[kind] += 1
-        if result.get("cached"):
+        if call.result is not None and call.result.cached:
             self.cached += 1
-        elif result:
-            self.latencies.append(float(result.get("latency_s") or 0.0))
+        elif call.result is not None:
+            self.latencies.append(call.result.latency_s)
 
     def flat(self, prefix: str) -> dict[str, float]:
         out = {f"{prefix}/calls": float(self.calls), f"{prefix}/ok_rate": self.ok / self.calls,
@@ -65,18 +66,6 @@ class _ToolCalls:
             p50, p90 = np.percentile(np.asarray(self.latencies, dtype=float), [50, 90])
             out[f"{prefix}/latency_p50_s"], out[f"{prefix}/latency_p90_s"] = float(p50), float(p90)
         return out
-
-
-def _error_kind(call: Mapping[str, Any], result: Mapping[str, Any]) -> str | None:
-    """As :attr:`ToolCallRecord.error_kind` on the dumped record."""
-    if call.get("parse_error") is not None:
-        return "parse_error"
-    if call.get("over_limit"):
-        return "over_limit"
-    if not result:
-        return "not_run"
-    status = str(result.get("status", "ok"))
-    return None if status == "ok" else status
 
 
 def _mean(values: list[float]) -> float | None:
@@ -125,7 +114,8 @@ def _tool_metrics(records: list[Mapping[str, Any]]) -> dict[str, float]:
     every = _ToolCalls()
     for record in records:
         for turn in record.get("turns") or ():
-            for call in turn.get("tool_calls") or ():
+            for raw in turn.get("tool_calls") or ():
+                call = ToolCallRecord.model_validate(raw)  # the dumped record: its own ok / error_kind
                 per_tool[_bucket(call)].add(call)
                 every.add(call)
     out: dict[str, float] = {}
@@ -136,12 +126,12 @@ def _tool_metrics(records: list[Mapping[str, Any]]) -> dict[str, float]:
     return out
 
 
-def _bucket(call: Mapping[str, Any]) -> str:
-    if not call.get("name"):
+def _bucket(call: ToolCallRecord) -> str:
+    if not call.name:
         return UNPARSED
-    if (call.get("result") or {}).get("status") == "unknown_tool":
+    if call.result is not None and call.result.status is ToolStatus.unknown_tool:
         return UNKNOWN
-    return str(call["name"])
+    return call.name
 
 
 def _rollout_metrics(records: list[Mapping[str, Any]], stats: list[Mapping[str, float]]) -> dict[str, float]:

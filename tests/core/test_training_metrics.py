@@ -88,7 +88,7 @@ def test_samples_go_to_verls_wandb_run_as_a_table_and_next_to_its_file_logger(tm
 
 def test_the_console_gets_one_compact_line(monkeypatch, capsys) -> None:
     record = {TRAJECTORY_KEY: {"stop_reason": "answer", "turns": [{"tool_calls": [
-        {"name": "search", "result": {"status": "ok", "latency_s": 0.1}}]}]}, STATS_KEY: {"turns": 2.0},
+        {"turn": 0, "name": "search", "result": {"name": "search", "status": "ok", "latency_s": 0.1}}]}]}, STATS_KEY: {"turns": 2.0},
         "reward_extra_info": {"reward/total": 0.75, "reward/qa_em": 1.0, "reward/tool_verify": 0.5}}
     monkeypatch.setattr(training_metrics, "batch_records", lambda batch: [record])
     trainer = Trainer()
