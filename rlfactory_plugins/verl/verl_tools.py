@@ -193,22 +193,15 @@ def _resolve(path: str) -> str:
     import importlib
 
     for module in ("verl.utils.import_utils", "verl.experimental.agent_loop.utils"):
-        resolve = getattr(importlib.import_module(module), "resolve_config_path", None) if _exists(module) else None
-        if resolve is not None:
-            try:
-                return str(resolve(path))
-            except FileNotFoundError:
-                return path
+        try:
+            resolve = importlib.import_module(module).resolve_config_path
+        except (ImportError, AttributeError):
+            continue
+        try:
+            return str(resolve(path))
+        except FileNotFoundError:
+            return path
     return path
-
-
-def _exists(module: str) -> bool:
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ImportError:
-        return False
 
 
 def _check_class_names(path: str) -> None:
