@@ -32,6 +32,7 @@ from typing import Any
 import typer
 
 from rlfactory_plugins.errors import RLFactoryError
+from rlfactory_plugins.rewards.composite import SUMMARY_KEYS
 from rlfactory_plugins.trajectory import Trajectory
 
 __all__ = ["RunData", "ReportError", "load_run", "summarize", "write_report"]
@@ -40,7 +41,7 @@ __all__ = ["RunData", "ReportError", "load_run", "summarize", "write_report"]
 TOTAL_KEYS = ("critic/score/mean", "reward/total/mean", "reward/total")
 RESPONSE_LENGTH_KEYS = ("response_length/mean", "response/length/mean")
 _PART = re.compile(r"^reward/(?P<part>[^/]+)(?:/mean)?$")
-_NOT_PARTS = {"total", "per_turn", "deadline_override"}
+_NOT_PARTS = set(SUMMARY_KEYS)
 #: reward fields a trajectory dump may carry (the dump's own, not the Trajectory model's)
 _TRAJ_REWARD_KEYS = ("reward", "score", "reward/total")
 

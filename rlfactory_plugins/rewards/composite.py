@@ -35,6 +35,10 @@ from rlfactory_plugins.trajectory import Trajectory
 logger = logging.getLogger("rlfactory.rewards")
 
 
+#: the ``reward/<key>`` entries of :meth:`CompositeScore.extra_info` that are not parts (a part's alias never is one)
+SUMMARY_KEYS = ("total", "per_turn", "deadline_override")
+
+
 @dataclass
 class PartScore:
     """One part's outcome: ``score`` is what entered the total (the fallback if it failed)."""

@@ -11,6 +11,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rlfactory_plugins.rewards.composite import SUMMARY_KEYS
+
 #: the table's columns, in order
 COLUMNS = ("step", "prompt", "turns", "answer", "reward", "reward_parts", "stop_reason", "calls")
 MAX_CELL = 2000  # characters per text cell: a table is for reading, the dumps hold everything
@@ -42,8 +44,7 @@ def _turns(record: Mapping[str, Any]) -> str:
 def sample_row(step: int, record: Mapping[str, Any], reward_info: Mapping[str, Any] | None) -> dict[str, Any]:
     info = reward_info or {}
     parts = {k.removeprefix("reward/"): v for k, v in info.items()
-             if k.startswith("reward/") and k.count("/") == 1 and k not in ("reward/total", "reward/per_turn",
-                                                                             "reward/deadline_override")}
+             if k.startswith("reward/") and k.count("/") == 1 and k.removeprefix("reward/") not in SUMMARY_KEYS}
     calls = sum(len(t.get("tool_calls") or ()) for t in record.get("turns") or ())
     return {
         "step": step,
