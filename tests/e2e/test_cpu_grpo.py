@@ -13,8 +13,7 @@ import math
 import pytest
 
 from rlfactory_plugins.verl.cpu import cpu_mode_requested
-
-from .conftest import grpo_overrides, parse_console_metrics, run_main_ppo
+from tests.helpers.e2e import grpo_overrides, parse_console_metrics, run_main_ppo
 
 pytestmark = [
     pytest.mark.e2e,

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from rlfactory_plugins.verl.cpu import cpu_mode_requested
-
-from .conftest import build_workspace, grpo_overrides, run_main_ppo
+from tests.helpers.e2e import build_workspace, grpo_overrides, run_main_ppo
 
 pytestmark = [
     pytest.mark.e2e,

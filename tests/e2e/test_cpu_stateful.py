@@ -1,5 +1,5 @@
 """verl's ``main_ppo`` with ``+plugins=rlfactory`` on rows that each choose their tools, initial state and
-user turns (tests/e2e/stateful_task.py): key-value-store rows (the kvstore pack, eager sessions), a
+user turns (tests/helpers/stateful_task.py): key-value-store rows (the kvstore pack, eager sessions), a
 verl ``BaseTool`` row (verl's own ``multi_turn.tool_config_path``) and a sandboxed ``python_session``
 row. Checked on what the run leaves: the trajectory dumps, rlfactory's metrics lines, the processes.
 """
@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from rlfactory_plugins.verl.cpu import cpu_mode_requested
-
-from . import stateful_task as task
-from .conftest import REWARD_SOURCE, Workspace, grpo_overrides, run_main_ppo
+from tests.helpers import stateful_task as task
+from tests.helpers.e2e import REWARD_SOURCE, Workspace, grpo_overrides, run_main_ppo
 
 pytestmark = [
     pytest.mark.e2e,
@@ -148,7 +147,7 @@ def test_rewards_read_the_final_state(run):
 
 
 def run_metrics(ws: Workspace) -> dict[int, dict[str, float]]:
-    from .conftest import read_metrics
+    from tests.helpers.e2e import read_metrics
 
     return read_metrics(ws.metrics_file)
 

@@ -9,8 +9,7 @@ from rlfactory_plugins.config import RewardEntry, validate_section
 from rlfactory_plugins.errors import ConfigError, UnknownNameError
 from rlfactory_plugins.rewards import RewardOutput, reward
 from rlfactory_plugins.rewards.composite import CompositeReward
-
-from conftest import make_trajectory
+from tests.helpers.trajectories import make_trajectory
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -12,10 +12,10 @@ from tensordict import TensorDict
 from verl import DataProto
 from verl.experimental.reward_loop.reward_loop import RewardLoopWorker
 
-from conftest import make_trajectory
 from rlfactory_plugins.verl.compose import compose_config
 from rlfactory_plugins.verl.reward_manager import RLFactoryRewardManager
 from rlfactory_plugins.testing.tiny_model import build_tiny_model
+from tests.helpers.trajectories import make_trajectory
 
 pytestmark = pytest.mark.timeout(120)
 

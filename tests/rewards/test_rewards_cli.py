@@ -3,8 +3,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from conftest import make_trajectory
 from rlfactory_plugins.cli import app
+from tests.helpers.trajectories import make_trajectory
 
 runner = CliRunner()
 

@@ -6,30 +6,14 @@ import asyncio
 import time
 
 import pytest
-from rollout_helpers import STEP, ScriptedServer, make_agent_loop, run_loop, section
 
-from rlfactory_plugins.trajectory import Trajectory
+from tests.helpers.rollout import STEP, ScriptedServer, make_agent_loop, run_loop, section, spans, traj_of
 
 pytestmark = pytest.mark.timeout(60)
 
 CALL_ADD = '<tool_call>{"name": "add", "arguments": {"a": 2, "b": 3}}</tool_call>'
 CALL_ECHO = '<tool_call>{"name": "echo", "arguments": {"text": "hi {there}"}}</tool_call>'
 CALL_BAD = "<tool_call>not json at all</tool_call>"
-
-
-def spans(mask: list[int], value: int) -> list[tuple[int, int]]:
-    out, start = [], None
-    for i, m in enumerate([*mask, 1 - value]):
-        if m == value and start is None:
-            start = i
-        elif m != value and start is not None:
-            out.append((start, i))
-            start = None
-    return out
-
-
-def traj_of(output) -> Trajectory:
-    return Trajectory.model_validate(output.extra_fields["rlfactory_trajectory"])
 
 
 async def test_two_calls_and_a_malformed_one_then_answer(tools_plugin, tokenizer):

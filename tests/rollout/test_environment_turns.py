@@ -6,12 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from rollout_helpers import ScriptedServer, make_agent_loop, run_loop, section
-from test_agent_loop import spans
 
 from rlfactory_plugins import hookimpl, plugins
 from rlfactory_plugins.environments import Environment, EnvTurn
 from rlfactory_plugins.trajectory import Trajectory
+from tests.helpers.rollout import ScriptedServer, make_agent_loop, run_loop, section, spans
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -4,9 +4,9 @@ the logprobs the server returned line up with the final token sequence."""
 from __future__ import annotations
 
 import pytest
-from rollout_helpers import HFServerManager, make_agent_loop, run_loop, section
 
 from rlfactory_plugins.trajectory import Trajectory
+from tests.helpers.rollout import HFServerManager, make_agent_loop, run_loop, section
 
 pytestmark = pytest.mark.timeout(120)
 

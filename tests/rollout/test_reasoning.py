@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rollout_helpers import ScriptedServer, make_agent_loop, run_loop, section
 
 from rlfactory_plugins.config import validate_section
 from rlfactory_plugins.rollout.parsers import HermesParser, SearchR1Parser
 from rlfactory_plugins.rollout.parsers.reasoning import outside_reasoning
 from rlfactory_plugins.trajectory import Trajectory
+from tests.helpers.rollout import ScriptedServer, make_agent_loop, run_loop, section
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from rollout_helpers import ScriptedServer, make_agent_loop, run_loop, section
-from test_sessions_episode import call, counts, kv_section, traj_of  # noqa: F401 - counts is a fixture
 
 from rlfactory_plugins.config.row import RowError
 from rlfactory_plugins.verl.rows import row_settings, trajectory_key
+from tests.helpers.rollout import ScriptedServer, call, kv_section, make_agent_loop, run_loop, section, traj_of
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -7,12 +7,12 @@ import json
 import os
 
 import pytest
-from rollout_helpers import STEP, ScriptedServer, make_agent_loop, run_loop, section
 
 from rlfactory_plugins import hookimpl, plugins
 from rlfactory_plugins.config import validate_section
 from rlfactory_plugins.errors import ConfigError
 from rlfactory_plugins.rollout.runtime import close_runtimes, get_runtime
+from tests.helpers.rollout import STEP, ScriptedServer, make_agent_loop, run_loop, section
 
 pytestmark = pytest.mark.timeout(60)
 CALL = '<tool_call>{"name": "add", "arguments": {"a": 2, "b": 3}}</tool_call>'

@@ -1,6 +1,6 @@
 """Per-trajectory sessions through the real rlfactory_agent loop: every ending closes them.
 
-A fake stateful key-value tool counts opens and closes; each scenario drives the loop with a
+A fake stateful key-value tool counts opens and closes (``counts``, tests/helpers/rollout.py); each scenario drives the loop with a
 scripted server and asserts opens == closes (with the reason), the exported final state, and
 that GRPO siblings (same uid) never share a session.
 """
@@ -8,101 +8,13 @@ that GRPO siblings (same uid) never share a session.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
-from rollout_helpers import ScriptedServer, make_agent_loop, run_loop, section
 
-from rlfactory_plugins import hookimpl, plugins
 from rlfactory_plugins.rollout import runtime as runtime_module
-from rlfactory_plugins.tools import SessionContext, StatefulTool, ToolCrashed, ToolSpec
-from rlfactory_plugins.trajectory import Trajectory
+from tests.helpers.rollout import ScriptedServer, call, kv_section, make_agent_loop, run_loop, section, traj_of
 
 pytestmark = pytest.mark.timeout(60)
-
-KV_PARAMS = {
-    "type": "object",
-    "properties": {"key": {"type": "string"}, "value": {"type": "integer"}},
-    "required": ["key"],
-}
-
-
-class Counts:
-    def __init__(self) -> None:
-        self.opens: list[str] = []
-        self.closes: list[tuple[str, str]] = []
-        self.contexts: list[SessionContext] = []
-
-    def balanced(self) -> bool:
-        return sorted(self.opens) == sorted(k for k, _ in self.closes)
-
-
-class KV(StatefulTool):
-    """A per-trajectory store seeded from ``ctx.kwargs["initial"]``. ``value`` set: set, else get.
-    Key ``hang`` never returns, ``crash`` raises ToolCrashed, ``boom`` raises a plain bug."""
-
-    def __init__(self, counts: Counts, name: str = "kv") -> None:
-        super().__init__(ToolSpec(name=name, description="a per-trajectory key-value store", parameters=KV_PARAMS))
-        self.counts = counts
-
-    async def open_session(self, ctx: SessionContext) -> dict[str, Any]:
-        self.counts.opens.append(ctx.key)
-        self.counts.contexts.append(ctx)
-        return {"_key": ctx.key, **dict(ctx.kwargs.get("initial", {}))}
-
-    async def acall_in(self, session: dict[str, Any], arguments: dict[str, Any]) -> Any:
-        key = arguments["key"]
-        if key == "hang":
-            await asyncio.Event().wait()
-        if key == "crash":
-            raise ToolCrashed("the store died")
-        if key == "boom":
-            raise RuntimeError("a bug in the store")
-        await asyncio.sleep(0)
-        if arguments.get("value") is not None:
-            session[key] = arguments["value"]
-            return {"set": key}
-        return {"key": key, "value": session.get(key)}
-
-    async def session_state(self, session: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in session.items() if k != "_key"}
-
-    async def close_session(self, session: dict[str, Any], reason: str) -> None:
-        self.counts.closes.append((session["_key"], reason))
-
-
-class KVPlugin:
-    def __init__(self, counts: Counts) -> None:
-        self.counts = counts
-
-    @hookimpl
-    def register_tools(self, register):
-        register(KV(self.counts))
-
-
-@pytest.fixture
-def counts(tools_plugin) -> Counts:
-    """The rollout test tools plus the stateful ``kv`` (its opens and closes)."""
-    counts = Counts()
-    pm, registry = plugins.load_plugins()
-    plugins.register_plugin(pm, registry, KVPlugin(counts), "kv-test-tools")
-    assert not registry.errors, registry.errors
-    return counts
-
-
-def kv_section(**rollout: Any) -> dict[str, Any]:
-    cfg = section(**rollout)
-    cfg["tools"] = [*cfg["tools"], {"name": "kv", "timeout": 60}]
-    return cfg
-
-
-def call(key: str, value: int | None = None, name: str = "kv") -> str:
-    args = f'{{"key": "{key}"}}' if value is None else f'{{"key": "{key}", "value": {value}}}'
-    return f'<tool_call>{{"name": "{name}", "arguments": {args}}}</tool_call>'
-
-
-def traj_of(output) -> Trajectory:
-    return Trajectory.model_validate(output.extra_fields["rlfactory_trajectory"])
 
 
 async def wait_for(predicate, timeout: float = 5.0) -> None:

@@ -9,7 +9,6 @@ import re
 
 import pytest
 from omegaconf import OmegaConf
-from rollout_helpers import make_agent_loop, run_loop, section
 from verl.experimental.agent_loop.agent_loop import AgentLoopManager
 from verl.workers.rollout.replica import TokenOutput
 
@@ -17,6 +16,7 @@ from rlfactory_plugins.verl.agent_loop import RLFactoryAgentLoop
 from rlfactory_plugins.verl.shared_loops import SharedLoops, shareable_class
 from rlfactory_plugins.verl.worker import ClassicAgentLoopManager, SharedLoopWorker, manager_class
 from rlfactory_plugins.trajectory import Trajectory
+from tests.helpers.rollout import make_agent_loop, run_loop, section
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import random
 
 import pytest
-from rollout_helpers import ScriptedServer, make_agent_loop, run_loop, section
 from tokenizers import normalizers
 from transformers import AutoTokenizer
 
@@ -17,6 +16,7 @@ from rlfactory_plugins.rollout.codec import Codec
 from rlfactory_plugins.rollout.parsers import BUILTIN_PARSERS
 from rlfactory_plugins.rollout.turn_text import TurnDecoder, special_ids
 from rlfactory_plugins.trajectory import Trajectory
+from tests.helpers.rollout import ScriptedServer, make_agent_loop, run_loop, section
 
 pytestmark = pytest.mark.timeout(60)
 

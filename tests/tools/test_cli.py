@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import DEMO
+from tests.helpers.mcp import DEMO
 
 # each call starts a fresh interpreter that loads the plugin registry (~1 s idle, more on a loaded machine)
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]

@@ -14,12 +14,12 @@ import time
 import psutil
 import pytest
 
-from conftest import DEMO, RAW
 from rlfactory_plugins.config import RLFactoryConfig, check_names
 from rlfactory_plugins.errors import ConfigError, PluginError
 from rlfactory_plugins.tools import ToolStatus
 from rlfactory_plugins.tools.manager import ToolManager
 from rlfactory_plugins.tools.mcp_config import load_mcp_config
+from tests.helpers.mcp import DEMO, RAW
 
 pytestmark = pytest.mark.timeout(90)
 

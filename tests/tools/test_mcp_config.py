@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DEMO
 from rlfactory_plugins.config import RLFactoryConfig
 from rlfactory_plugins.errors import ConfigError
 from rlfactory_plugins.tools.manager import ToolManager
 from rlfactory_plugins.tools.mcp_config import CLIENT_ONLY_KEYS, load_mcp_config, parse_mcp_config
+from tests.helpers.mcp import DEMO
 
 pytestmark = pytest.mark.timeout(60)
 

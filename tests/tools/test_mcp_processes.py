@@ -21,11 +21,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import SERVERS, free_port
 from rlfactory_plugins.config import RLFactoryConfig
 from rlfactory_plugins.errors import PluginError
 from rlfactory_plugins.tools import ToolStatus
 from rlfactory_plugins.tools.manager import ToolManager
+from tests.helpers.mcp import SERVERS, free_port
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -18,13 +18,13 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import SERVERS, descendants
 from rlfactory_plugins.errors import ConfigError
 from rlfactory_plugins.tools import ToolCrashed
 from rlfactory_plugins.tools.mcp import MCPServers, MCPTool
 from rlfactory_plugins.tools.mcp_config import parse_mcp_config
 from rlfactory_plugins.tools.mcp_session import MCPSessionTool
 from rlfactory_plugins.tools.session import SessionContext, StatefulTool
+from tests.helpers.mcp import SERVERS, descendants
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -11,8 +11,7 @@ from rlfactory_plugins.config import ToolManagerConfig
 from rlfactory_plugins.errors import RLFactoryError
 from rlfactory_plugins.tools import SessionBroken, SessionRegistry, ToolCrashed
 from rlfactory_plugins.tools.session import cap_state
-
-from sessions_fakes import KV, Counts
+from tests.helpers.sessions_fakes import KV, Counts
 
 pytestmark = pytest.mark.timeout(60)
 

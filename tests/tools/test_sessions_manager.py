@@ -9,13 +9,13 @@ import random
 from typing import Any
 
 import pytest
-from sessions_fakes import KV, Counts
 
 from rlfactory_plugins import SessionContext, StatefulTool
 from rlfactory_plugins.config import ToolEntry, ToolManagerConfig
 from rlfactory_plugins.errors import ConfigError
 from rlfactory_plugins.tools import ToolStatus, TransientToolError, tool
 from rlfactory_plugins.tools.manager import ToolManager
+from tests.helpers.sessions_fakes import KV, Counts
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -12,7 +12,6 @@ import pytest
 
 pytest.importorskip("verl")  # the adapter's tests: the [verl] extra (the light-core CI has no verl)
 
-from conftest import SERVERS  # noqa: E402
 from rlfactory_plugins.config.tools import ToolManagerConfig  # noqa: E402
 from rlfactory_plugins.config import RLFactoryConfig, ToolEntry  # noqa: E402
 from rlfactory_plugins.errors import ConfigError, PluginError  # noqa: E402
@@ -21,6 +20,7 @@ from rlfactory_plugins.tools.manager import ToolManager  # noqa: E402
 from rlfactory_plugins.tools.session import SessionContext, StatefulTool  # noqa: E402
 from rlfactory_plugins.verl.config_check import check_config  # noqa: E402
 from rlfactory_plugins.verl.verl_tools import VerlBaseTool, VerlFunctionTool, load_verl_tools  # noqa: E402
+from tests.helpers.mcp import SERVERS  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,5 +1,6 @@
 """Helpers for the rollout tests: test tools, scripted and real (transformers) server
-managers, and a factory for the ``rlfactory_agent`` verl agent loop."""
+managers, a factory for the ``rlfactory_agent`` verl agent loop, the trajectory and the loss-mask
+spans of its output, and a stateful key-value tool that counts its sessions (the ``counts`` fixture)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from verl.experimental.agent_loop.agent_loop import DictConfigWrap
 from verl.workers.rollout.replica import TokenOutput
 
 from rlfactory_plugins import hookimpl
+from rlfactory_plugins.tools import SessionContext, StatefulTool, ToolCrashed, ToolSpec
+from rlfactory_plugins.trajectory import Trajectory
 from rlfactory_plugins.verl.agent_loop import RLFactoryAgentLoop
 
 STEP = 3
@@ -147,3 +150,95 @@ async def run_loop(agent_loop, question: str = "What is 2 + 3?", logprobs: bool 
 def section(parser: str = "hermes", slow_timeout: float = 0.3, **rollout: Any) -> dict[str, Any]:
     tools = ["add", "echo", "search", "big", {"name": "slow", "timeout": slow_timeout}]
     return {"tools": tools, "parser": parser, "rollout": rollout, "tool_manager": {"retries": 0}}
+
+
+def traj_of(output) -> Trajectory:
+    """The rlfactory trajectory an agent-loop output carries."""
+    return Trajectory.model_validate(output.extra_fields["rlfactory_trajectory"])
+
+
+def spans(mask: list[int], value: int) -> list[tuple[int, int]]:
+    """The ``[start, end)`` runs of ``value`` in a response mask."""
+    out, start = [], None
+    for i, m in enumerate([*mask, 1 - value]):
+        if m == value and start is None:
+            start = i
+        elif m != value and start is not None:
+            out.append((start, i))
+            start = None
+    return out
+
+
+KV_PARAMS = {
+    "type": "object",
+    "properties": {"key": {"type": "string"}, "value": {"type": "integer"}},
+    "required": ["key"],
+}
+
+
+class SessionCounts:
+    """Opens (keys), closes (key, reason) and session contexts of every CountingKV sharing it."""
+
+    def __init__(self) -> None:
+        self.opens: list[str] = []
+        self.closes: list[tuple[str, str]] = []
+        self.contexts: list[SessionContext] = []
+
+    def balanced(self) -> bool:
+        return sorted(self.opens) == sorted(k for k, _ in self.closes)
+
+
+class CountingKV(StatefulTool):
+    """A per-trajectory store seeded from ``ctx.kwargs["initial"]``. ``value`` set: set, else get.
+    Key ``hang`` never returns, ``crash`` raises ToolCrashed, ``boom`` raises a plain bug."""
+
+    def __init__(self, counts: SessionCounts, name: str = "kv") -> None:
+        super().__init__(ToolSpec(name=name, description="a per-trajectory key-value store", parameters=KV_PARAMS))
+        self.counts = counts
+
+    async def open_session(self, ctx: SessionContext) -> dict[str, Any]:
+        self.counts.opens.append(ctx.key)
+        self.counts.contexts.append(ctx)
+        return {"_key": ctx.key, **dict(ctx.kwargs.get("initial", {}))}
+
+    async def acall_in(self, session: dict[str, Any], arguments: dict[str, Any]) -> Any:
+        key = arguments["key"]
+        if key == "hang":
+            await asyncio.Event().wait()
+        if key == "crash":
+            raise ToolCrashed("the store died")
+        if key == "boom":
+            raise RuntimeError("a bug in the store")
+        await asyncio.sleep(0)
+        if arguments.get("value") is not None:
+            session[key] = arguments["value"]
+            return {"set": key}
+        return {"key": key, "value": session.get(key)}
+
+    async def session_state(self, session: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in session.items() if k != "_key"}
+
+    async def close_session(self, session: dict[str, Any], reason: str) -> None:
+        self.counts.closes.append((session["_key"], reason))
+
+
+class CountingKVPlugin:
+    def __init__(self, counts: SessionCounts) -> None:
+        self.counts = counts
+
+    @hookimpl
+    def register_tools(self, register):
+        register(CountingKV(self.counts))
+
+
+def kv_section(**rollout: Any) -> dict[str, Any]:
+    """:func:`section` with the stateful ``kv`` tool added."""
+    cfg = section(**rollout)
+    cfg["tools"] = [*cfg["tools"], {"name": "kv", "timeout": 60}]
+    return cfg
+
+
+def call(key: str, value: int | None = None, name: str = "kv") -> str:
+    """A hermes tool call of the ``kv`` tool: get ``key``, or set it to ``value``."""
+    args = f'{{"key": "{key}"}}' if value is None else f'{{"key": "{key}", "value": {value}}}'
+    return f'<tool_call>{{"name": "{name}", "arguments": {args}}}</tool_call>'

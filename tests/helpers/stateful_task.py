@@ -5,7 +5,7 @@ Three kinds of row, each with a scripted second user turn:
 - ``kv``: the key-value store pack (``rlfactory-tool-kvstore``), each row with its own subset of
   the four tools and its own initial store; the reward ``kv_state`` compares the final store
   with the row's expected one;
-- ``counter``: a verl ``BaseTool`` (``tests/tools/servers/verl_counter_tool.py``, written against
+- ``counter``: a verl ``BaseTool`` (``tests/helpers/servers/verl_counter_tool.py``, written against
   verl's interface only) enabled through verl's own ``multi_turn.tool_config_path``, started
   from the row's ``tools_kwargs`` (verl's row shape);
 - ``python``: the sandboxed ``python_session`` tool, whose variables persist from the first
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SERVERS = Path(__file__).resolve().parents[1] / "tools" / "servers"
+SERVERS = Path(__file__).resolve().parent / "servers"
 COUNTER_SCHEMA = {"type": "function", "function": {
     "name": "counter", "description": "Add to this trajectory's counter.",
     "parameters": {"type": "object", "properties": {"by": {"type": "integer", "description": "how much"}},

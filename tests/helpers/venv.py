@@ -1,11 +1,11 @@
+"""Commands of the test venv (``rlfactory``, ``python``, ``pip``) run as subprocesses."""
+
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -18,8 +18,3 @@ def run(*args: str, check: bool = False, timeout: float = 300, **kw) -> subproce
     if check and proc.returncode != 0:
         raise AssertionError(f"{cmd} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
     return proc
-
-
-@pytest.fixture
-def venv_run():
-    return run
