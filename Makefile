@@ -36,7 +36,7 @@ endif
 
 test: setup
 	@status=0; \
-	echo "== tests/ (core, rollout, tools, rewards, e2e)"; \
+	echo "== tests/ (one folder per rlfactory_plugins subpackage, plus core, e2e, bench: CONTRIBUTING.md)"; \
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests || status=1; \
 	for pack in $(PACKS); do \
 	  echo "== $$pack"; \

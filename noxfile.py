@@ -24,7 +24,7 @@ import nox
 
 ROOT = Path(__file__).resolve().parent
 
-#: keep in step with the ``verl`` extra's range in pyproject.toml (tests/kit/test_light_core.py checks it)
+#: keep in step with the ``verl`` extra's range in pyproject.toml (tests/core/test_light_core.py checks it)
 VERL_VERSIONS = ["0.9.0", "0.9.1"]
 CPU_TORCH = "torch==2.13.0"
 

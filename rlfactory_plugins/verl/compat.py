@@ -127,7 +127,7 @@ PUBLIC_NAMES: tuple[VerlName, ...] = (
 )
 
 #: attributes of verl objects read at run time, which exist only on instances (not checkable at
-#: import; covered by tests/rollout/test_oversample.py, tests/rollout/test_shared_loops.py, tests/e2e)
+#: import; covered by tests/verl/test_oversample.py, tests/verl/test_shared_loops.py, tests/e2e)
 INSTANCE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "AgentLoopBase (agent_loop)": ("config", "rollout_config", "tokenizer", "apply_chat_template_kwargs",
                                    "server_manager", "loop", "continuous_token_builder (None on verl 0.9.0)"),

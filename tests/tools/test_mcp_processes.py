@@ -1,7 +1,7 @@
 """Processes of stdio MCP servers: nothing a server started survives close, crash or restart,
 and a server that exits at start-up is reported by name, exit status and stderr.
 
-These use a real server (servers/spawning_server.py) that leaves two ``sleep 3600``
+These use a real server (tests/helpers/servers/spawning_server.py) that leaves two ``sleep 3600``
 children running, one of them in its own session, and check by PID.
 """
 

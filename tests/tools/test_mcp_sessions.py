@@ -2,7 +2,7 @@
 trajectory, with its own state, ended with everything it started when the session closes;
 the ``max_sessions`` cap (a further trajectory waits); start-up times in the metrics.
 
-The server is servers/counter_server.py: a counter kept in the process, plus one
+The server is tests/helpers/servers/counter_server.py: a counter kept in the process, plus one
 ``sleep 3600`` child whose PID it writes to ``$CHILD_PIDS_FILE``.
 """
 

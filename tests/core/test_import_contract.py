@@ -14,7 +14,7 @@ transformers, tokenizers, matplotlib, pandas, TransferQueue or vLLM, nor the ver
   past it unnoticed.
 
 The runtime side (the core imports and a pack's suite passes with the stack refused at import
-time) is tests/kit/test_light_core.py.
+time) is tests/core/test_light_core.py.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ The real install needs a package index, so it was done by hand (docs/install.md)
 same is checked in this venv, where the stack *is* installed, by refusing it at import time:
 a ``sitecustomize`` on ``PYTHONPATH`` puts a ``sys.meta_path`` finder first that raises
 ``ModuleNotFoundError`` for every forbidden package, in the test's subprocess and every
-process it starts. The static side (lazy imports included) is tests/kit/test_import_contract.py.
+process it starts. The static side (lazy imports included) is tests/core/test_import_contract.py.
 """
 
 from __future__ import annotations

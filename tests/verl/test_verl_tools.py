@@ -1,6 +1,7 @@
-"""verl's own tools as rlfactory tools: a ``BaseTool`` subclass (servers/verl_counter_tool.py, written
-against verl's documented interface only) and ``@function_tool`` functions (servers/verl_function_tools.py),
-loaded from verl's config files by verl's own loader, run through the tool manager with sessions.
+"""verl's own tools as rlfactory tools: a ``BaseTool`` subclass (tests/helpers/servers/verl_counter_tool.py,
+written against verl's documented interface only) and ``@function_tool`` functions
+(tests/helpers/servers/verl_function_tools.py), loaded from verl's config files by verl's own loader, run
+through the tool manager with sessions.
 """
 
 from __future__ import annotations
