@@ -11,6 +11,7 @@ from typing import Any
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from rlfactory_plugins.config.credit import CreditConfig
 from rlfactory_plugins.config.messages import allowed_keys, format_validation_error
 from rlfactory_plugins.config.rewards import RewardEntry
 from rlfactory_plugins.config.rollout import RolloutConfig
@@ -18,6 +19,7 @@ from rlfactory_plugins.config.tools import ToolEntry, ToolManagerConfig
 from rlfactory_plugins.errors import ConfigError
 
 __all__ = [
+    "CreditConfig",
     "RLFactoryConfig",
     "RewardEntry",
     "RolloutConfig",
@@ -49,6 +51,7 @@ class RLFactoryConfig(BaseModel):
     rewards: list[RewardEntry] = Field(default_factory=list)
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     tool_manager: ToolManagerConfig = Field(default_factory=ToolManagerConfig)
+    credit: CreditConfig = Field(default_factory=CreditConfig)
     trajectory_dir: str | None = Field(default=None, description="dump every trajectory as JSONL here")
     metrics_file: str | None = Field(default=None, description="append one JSON line of metrics per step here")
     log_samples: int = Field(

@@ -28,6 +28,7 @@ from rlfactory_plugins.rollout.runtime import get_runtime  # noqa: E402
 from rlfactory_plugins.rollout.tokens import ResponseTokens  # noqa: E402
 from rlfactory_plugins.verl.rows import loop_output, row_settings, trajectory_from_row, trajectory_key  # noqa: E402
 from rlfactory_plugins.verl.section import section_config  # noqa: E402
+from rlfactory_plugins.verl.turn_rewards import TurnRewardOutput, wanted  # noqa: E402
 from rlfactory_plugins.verl.verl_tools import wrap_verl_tools  # noqa: E402
 
 AGENT_LOOP_NAME = "rlfactory_agent"
@@ -50,6 +51,8 @@ class RLFactoryAgentLoop(AgentLoopBase):
         self.rlf_config = section_config(self.config.get("rlfactory"))
         self.response_length = int(self.rollout_config.response_length)
         self.budget = response_budget(self.rlf_config, self.response_length)  # the check check-config runs too
+        # algorithm.adv_estimator=rlfactory_turn_grpo: the per-turn rewards ride in rm_scores (turn_rewards.py)
+        self.output_cls = TurnRewardOutput if wanted(self.config) else AgentLoopOutput
 
     async def _initial_prompt_ids(self, messages: list[dict[str, Any]], tools: Any) -> list[int]:
         if getattr(self, "continuous_token_builder", None) is not None:  # verl 0.9.1, or 0.9.0 with continuous_token
@@ -97,4 +100,4 @@ class RLFactoryAgentLoop(AgentLoopBase):
             episode = Episode(rt, generate, trajectory, prompt_ids, sampling_params, self.budget, settings)
             tokens = await episode.run()
         await rt.trajectory_finished(trajectory)
-        return loop_output(trajectory, prompt_ids, tokens, trajectory_stats(trajectory), extra)
+        return loop_output(trajectory, prompt_ids, tokens, trajectory_stats(trajectory), extra, self.output_cls)

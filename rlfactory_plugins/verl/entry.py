@@ -26,6 +26,7 @@ _COMPONENTS = {
     "rlfactory_plugins.verl.agent_loop": f"the {AGENT_LOOP_NAME!r} agent loop",
     "rlfactory_plugins.verl.reward_manager": f"the {REWARD_MANAGER_NAME!r} reward manager",
     "rlfactory_plugins.verl.training_metrics": "rlfactory's metrics in verl's per-step metrics (V1 trainers)",
+    "rlfactory_plugins.verl.estimators": "the rlfactory_turn_grpo and rlfactory_branch_grpo advantage estimators",
 }
 
 _failures: dict[str, str] = {}
@@ -65,7 +66,7 @@ def register_with_verl() -> dict[str, str]:
     for module, what in _COMPONENTS.items():
         try:
             mod = importlib.import_module(module)
-            activate = getattr(mod, "activate", None)  # the CPU backend, the trainer metrics hook
+            activate = getattr(mod, "activate", None)  # the CPU backend, the trainer metrics hook, estimators
             if callable(activate):
                 activate()
         except Exception as exc:  # noqa: BLE001 - surfaced loudly, see _report

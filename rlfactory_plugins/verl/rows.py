@@ -111,11 +111,13 @@ def trajectory_key(row: Mapping[str, Any], request_id: str) -> str:
 
 
 def loop_output(
-    trajectory: Trajectory, prompt_ids: list[int], tokens: Any, stats: dict[str, float], extra: dict[str, Any]
+    trajectory: Trajectory, prompt_ids: list[int], tokens: Any, stats: dict[str, float], extra: dict[str, Any],
+    output_cls: type[AgentLoopOutput] = AgentLoopOutput,
 ) -> AgentLoopOutput:
-    """verl's ``AgentLoopOutput`` of a finished trajectory (``tokens``: the episode's ids, mask, logprobs)."""
+    """verl's ``AgentLoopOutput`` of a finished trajectory (``tokens``: the episode's ids, mask, logprobs);
+    ``output_cls`` a subclass of it (:class:`~rlfactory_plugins.verl.turn_rewards.TurnRewardOutput`)."""
     observations = sum(1 for t in trajectory.turns if t.observation_tokens)
-    return AgentLoopOutput(
+    return output_cls(
         prompt_ids=prompt_ids,
         response_ids=tokens.ids,
         response_mask=tokens.mask,

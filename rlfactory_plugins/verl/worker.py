@@ -27,6 +27,7 @@ from verl.utils.rollout_trace import rollout_trace_attr  # noqa: E402
 
 from rlfactory_plugins.rollout.runtime import cut_running  # noqa: E402
 from rlfactory_plugins.verl.shared_loops import SharedLoops  # noqa: E402
+from rlfactory_plugins.verl.turn_rewards import rewrite_rm_scores, wanted  # noqa: E402
 
 
 class SharedLoopWorker:
@@ -77,7 +78,14 @@ class SharedLoopWorker:
 
 
 class ClassicAgentLoopWorker(SharedLoopWorker, verl_agent_loop.AgentLoopWorker):
-    """verl's ``AgentLoopWorker`` (results returned as a ``DataProto``) sharing loop objects."""
+    """verl's ``AgentLoopWorker`` (results returned as a ``DataProto``) sharing loop objects; with
+    ``rlfactory_turn_grpo`` its ``rm_scores`` carry the per-turn rewards (:mod:`.turn_rewards`)."""
+
+    def _postprocess(self, inputs: list[Any], *args: Any, **kwargs: Any) -> Any:
+        data = super()._postprocess(inputs, *args, **kwargs)
+        if wanted(self.config) and "rm_scores" in data.batch.keys():
+            rewrite_rm_scores(data.batch, inputs)
+        return data
 
 
 class ClassicAgentLoopManager(verl_agent_loop.AgentLoopManager):
