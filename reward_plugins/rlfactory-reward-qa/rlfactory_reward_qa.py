@@ -1,4 +1,5 @@
-"""QA rewards compatible with Search-R1: ``qa_em``, ``qa_f1``, ``qa_format``.
+"""QA rewards compatible with Search-R1: ``qa_em``, ``qa_f1``, ``qa_format``; ``qa_otc`` (exact match
+times OTC's tool-efficiency multiplier, :mod:`rlfactory_plugins.rewards.tool_efficiency`).
 
 The answer is the trajectory's ``final_answer``, else the last ``<answer>…</answer>`` of
 the last assistant text. Ground truth is a str, a list of acceptable answers, or
@@ -17,6 +18,8 @@ from pydantic import BaseModel, ConfigDict
 from rlfactory_plugins import hookimpl
 from rlfactory_plugins.rewards import reward
 from rlfactory_plugins.rewards.answer import answer_text, extract_tagged, gold_answers
+from rlfactory_plugins.rewards.base import RewardOutput
+from rlfactory_plugins.rewards.tool_efficiency import EfficiencyOptions, efficiency
 from rlfactory_plugins.trajectory import Trajectory
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -88,7 +91,22 @@ def qa_format(trajectory: Trajectory, tag: str = "answer", require_think: bool =
     return float(not require_think or extract_tagged(trajectory.response_text, "think") is not None)
 
 
+class OTCOptions(EMOptions, EfficiencyOptions):
+    """``qa_em``'s options and the efficiency multiplier's (min_calls, optimal_calls, min_calls_field, smoothing)."""
+
+
+@reward(name="qa_otc", options=OTCOptions)
+def qa_otc(trajectory: Trajectory, **options) -> RewardOutput:
+    """Exact match times the tool-efficiency multiplier: a correct answer scores more with fewer calls,
+    0 with fewer calls than the row needs (``extra_info.min_calls``)."""
+    opts = OTCOptions(**options)
+    answer = answer_text(trajectory, opts.tag)
+    correct = float(answer is not None and exact_match(answer, gold_answers(trajectory.ground_truth), opts.substring))
+    factor, info = efficiency(trajectory, opts)
+    return RewardOutput(score=correct * factor, info={**info, "correct": correct})
+
+
 @hookimpl
 def register_rewards(register):
-    for fn in (qa_em, qa_f1, qa_format):
+    for fn in (qa_em, qa_f1, qa_format, qa_otc):
         register(fn)

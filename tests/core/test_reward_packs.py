@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-PACKS = {"qa": ("rlfactory-reward-qa", {"qa_em", "qa_f1", "qa_format"}),
+PACKS = {"qa": ("rlfactory-reward-qa", {"qa_em", "qa_f1", "qa_format", "qa_otc"}),
          "judge": ("rlfactory-reward-judge", {"judge"}),
          "math": ("rlfactory-reward-math", {"math_equiv"})}
 CLI = str(Path(sys.executable).with_name("rlfactory"))
