@@ -272,3 +272,55 @@ def test_the_packaged_config_hands_rlfactory_credit_to_the_estimators():
     config.rlfactory.credit.turn_weight = 0.25
     opts = estimators.credit_options(config.algorithm)
     assert (opts.turn_weight, opts.epsilon) == (0.25, 1e-6)
+
+
+# -- branch records through the V1 trainer's advantage step (branch_records.py) -----------------
+def test_branch_records_name_their_parent_by_session_and_become_rows():
+    from rlfactory_plugins.verl.branch_records import BRANCH_KEY, branches_of
+
+    keys = ["g_0_0", "g_1_0", "g_2_0", "g_3_0", "h_0_0", "h_1_0"]
+    records = [{}, {BRANCH_KEY: {"parent": 0, "prefix": 4}}, {BRANCH_KEY: {"parent": "0", "prefix": 2}},
+               {BRANCH_KEY: {"parent": 1, "prefix": 6}}, None, {BRANCH_KEY: None}]
+    assert branches_of(keys, records) == BRANCHES
+    with pytest.raises(AdvantageError, match="parent session '7' is not in this batch"):
+        branches_of(["g_0_0", "g_1_0"], [{}, {BRANCH_KEY: {"parent": "7", "prefix": 1}}])
+
+
+class VerlLikeTrainer:
+    def __init__(self, estimator: str) -> None:
+        self.config = {"algorithm": {"adv_estimator": estimator}}
+        self.seen = "not called"
+
+    def _compute_advantage(self, batch, metrics):
+        self.seen = estimators._branches.get()
+        return batch
+
+
+def test_the_advantage_step_runs_inside_the_batchs_branch_records_only_for_branch_grpo(monkeypatch):
+    from types import SimpleNamespace
+
+    from rlfactory_plugins.verl import branch_records
+
+    class Trainer(branch_records.BranchRecords, VerlLikeTrainer):
+        pass
+
+    records = [{}, {branch_records.BRANCH_KEY: {"parent": "0", "prefix": 3}}]
+    monkeypatch.setattr(branch_records, "fetch_records", lambda batch: records)
+    batch = SimpleNamespace(keys=["u_0_0", "u_1_0"])
+    trainer = Trainer(estimators.BRANCH_GRPO)
+    assert trainer._compute_advantage(batch, metrics={}) is batch
+    assert trainer.seen == [ROOT, Branch(0, 3)] and estimators._branches.get() is None
+    other = Trainer("grpo")
+    other._compute_advantage(batch, metrics={})
+    assert other.seen is None
+
+
+def test_every_registered_v1_trainer_carries_the_branch_records_under_the_metrics():
+    from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY
+
+    from rlfactory_plugins.verl import branch_records, training_metrics
+
+    for name, cls in TRAINER_REGISTRY.items():
+        assert issubclass(cls, branch_records.BranchRecords), name
+        assert cls.__mro__[1] is training_metrics.TrainingMetrics, name
+    assert branch_records.install() == []
