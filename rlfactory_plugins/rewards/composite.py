@@ -6,10 +6,12 @@ step never crashes because of one reward. Parts of one trajectory run concurrent
 
 Per-turn (process) rewards: a part may return ``RewardOutput.per_turn``; the composite's
 ``per_turn[i]`` is ``sum(weight_p * per_turn_p[i])`` over the parts that returned one
-(missing turns count 0). It is surfaced, not trained on: verl 0.9.1's reward loop carries
-one scalar per sample (placed on the last response token), so ``per_turn`` goes to the
-logs (``reward/per_turn`` as a JSON list, ``reward/<part>/turn_mean``) and to the CLI.
-A reward that wants its process signal in the gradient folds it into ``score``.
+(missing turns count 0). verl 0.9.1's reward loop carries one scalar per sample (placed on
+the last response token), so ``per_turn`` goes to the logs (``reward/per_turn`` as a JSON list,
+``reward/<part>/turn_mean``) and to the CLI; it is trained on only with the advantage estimator
+``rlfactory_turn_grpo``, for which the rollout worker writes it into ``rm_scores``
+(:mod:`rlfactory_plugins.verl.turn_rewards`). Otherwise a reward that wants its process signal
+in the gradient folds it into ``score``.
 
 ``reward_on_deadline``: a trajectory cut by the straggler policy (``stop_reason ==
 "deadline"``) gets this fixed total instead (parts are still scored and logged). Null

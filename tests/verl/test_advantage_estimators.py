@@ -115,7 +115,8 @@ def test_the_classic_workers_padded_batch_is_rewritten_row_by_row():
     batch = {"rm_scores": rm_scores, "response_mask": response_mask, "prompts": torch.zeros(3, 3),
              "attention_mask": attention}
     turns = [len(turn_rewards.turn_spans(m)) for m in MASK]
-    inputs = [SimpleNamespace(reward_score=TOTALS[i], extra_fields=extra_fields(PER_TURN[i], turns[i])) for i in range(3)]
+    inputs = [SimpleNamespace(reward_score=TOTALS[i], extra_fields=extra_fields(PER_TURN[i], turns[i]))
+              for i in range(3)]
     turn_rewards.rewrite_rm_scores(batch, inputs)
     assert_close(batch["rm_scores"], [r + [0, 0] for r in ROWS])
 
