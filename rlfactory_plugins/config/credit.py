@@ -1,8 +1,8 @@
 """Config of rlfactory's advantage estimators (``rlfactory.credit``). See docs/agentic-rl.md.
 
-The estimators run in verl's trainer, which hands them ``algorithm`` only; the packaged
-``+plugins=rlfactory`` config makes ``algorithm.rlfactory_credit`` an interpolation of this
-section, so it is written (and validated, with the rest of ``rlfactory:``) in one place.
+The estimators run in verl's trainer, which hands them ``algorithm`` only; under verl's V1
+trainers rlfactory's advantage step hands them this section
+(:mod:`rlfactory_plugins.verl.advantage_context`).
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ _W, _WTQ, _OS, _CPU, _PATCH = (_PKG + m for m in ("worker", "worker_tq", "oversa
 _RB_WHY = "over-sampling drives verl's replay buffer through it"
 _VT = _PKG + "verl_tools"
 _TB, _TM = "verl.trainer.ppo.v1.trainer_base", _PKG + "training_metrics"
-_BR = _PKG + "branch_records"
+_AC = _PKG + "advantage_context"
 
 #: verl's private (underscore) or internal names the adapter reads, overrides or patches
 PRIVATE_NAMES: tuple[VerlName, ...] = (
@@ -66,8 +66,8 @@ PRIVATE_NAMES: tuple[VerlName, ...] = (
     VerlName(_TQ, "AgentLoopWorkerTQ.__ray_actor_class__", _WTQ, "the class under verl's @ray.remote, subclassed"),
     VerlName(_TB, "PPOTrainer._compute_metrics", _TM, "extended: rlfactory's batch metrics join the step's"),
     VerlName(_TB, "TRAINER_REGISTRY", _TM, "trainer_mode -> class, each replaced by a subclass adding the metrics"),
-    VerlName(_TB, "PPOTrainer._compute_advantage", _BR, "extended: runs inside the batch's branch records"),
-    VerlName(_TB, "TRAINER_REGISTRY", _BR, "trainer_mode -> class, each replaced by a subclass adding branch records"),
+    VerlName(_TB, "PPOTrainer._compute_advantage", _AC, "extended: rlfactory's estimators get options, branch records"),
+    VerlName(_TB, "TRAINER_REGISTRY", _AC, "trainer_mode -> class, each replaced by a subclass adding that"),
     VerlName(_RB, "ReplayBuffer._sync_metadata_from_transfer_queue", _OS, _RB_WHY),
     VerlName(_RB, "ReplayBuffer._select_prompt_uids", _OS, _RB_WHY),
     VerlName(_RB, "ReplayBuffer._materialize_batch", _OS, _RB_WHY),

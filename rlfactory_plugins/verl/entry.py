@@ -26,7 +26,7 @@ _COMPONENTS = {
     "rlfactory_plugins.verl.agent_loop": f"the {AGENT_LOOP_NAME!r} agent loop",
     "rlfactory_plugins.verl.reward_manager": f"the {REWARD_MANAGER_NAME!r} reward manager",
     # before training_metrics: the metrics mixin then comes first in each trainer's MRO
-    "rlfactory_plugins.verl.branch_records": "branch records for rlfactory_branch_grpo (V1 trainers)",
+    "rlfactory_plugins.verl.advantage_context": "options and branch records for rlfactory's estimators (V1)",
     "rlfactory_plugins.verl.training_metrics": "rlfactory's metrics in verl's per-step metrics (V1 trainers)",
     "rlfactory_plugins.verl.estimators": "the rlfactory_turn_grpo and rlfactory_branch_grpo advantage estimators",
 }

@@ -9,10 +9,11 @@ Selected with ``algorithm.adv_estimator=<name>`` (docs/agentic-rl.md):
 
 verl's ``compute_advantage`` calls a registered estimator with ``token_level_rewards``,
 ``response_mask``, ``index`` (the ``uid`` of each sample), ``config`` (the ``algorithm`` node) and
-nothing per sample besides. Options come from ``algorithm.rlfactory_credit`` (an interpolation of
-``rlfactory.credit`` in the packaged config) and ``algorithm.norm_adv_by_std_in_grpo``; a batch's
-branch records from :func:`batch_branches`, which whoever builds the batch sets (none: every
-sample is a global one).
+nothing per sample besides. What else they need comes in a :func:`batch_context` that
+:mod:`.advantage_context` opens around verl's V1 advantage step: the options (``rlfactory.credit``)
+and the batch's branch records. Without one (verl's classic trainer, a direct call) the options
+are ``algorithm.rlfactory_credit`` if given (``+algorithm.rlfactory_credit.turn_weight=0.5``), else
+the defaults, and every sample is a global one. ``algorithm.norm_adv_by_std_in_grpo`` is honoured.
 """
 
 from __future__ import annotations
@@ -33,24 +34,29 @@ from rlfactory_plugins.verl.turn_credit import turn_grpo_advantages
 
 TURN_GRPO = "rlfactory_turn_grpo"
 BRANCH_GRPO = "rlfactory_branch_grpo"
-#: the key of ``algorithm`` the estimators read their options from
+#: the key of ``algorithm`` the estimators read their options from outside a batch context
 OPTIONS_KEY = "rlfactory_credit"
 
 _branches: contextvars.ContextVar[list[Branch] | None] = contextvars.ContextVar("rlfactory_branches", default=None)
+_options: contextvars.ContextVar[CreditConfig | None] = contextvars.ContextVar("rlfactory_credit", default=None)
 
 
 @contextlib.contextmanager
-def batch_branches(branches: Sequence[Branch]) -> Iterator[None]:
-    """The branch record of every row of the batch whose advantages are computed inside this block."""
-    token = _branches.set(list(branches))
+def batch_context(options: CreditConfig | None = None, branches: Sequence[Branch] | None = None) -> Iterator[None]:
+    """The options, and the branch record of every row, of the batch whose advantages are computed inside."""
+    tokens = (_options.set(options), _branches.set(list(branches) if branches is not None else None))
     try:
         yield
     finally:
-        _branches.reset(token)
+        _options.reset(tokens[0])
+        _branches.reset(tokens[1])
 
 
 def credit_options(config: Any) -> CreditConfig:
-    """``algorithm.rlfactory_credit`` of verl's ``algorithm`` node (a DictConfig, a mapping or None)."""
+    """The batch context's options, else ``algorithm.rlfactory_credit`` of verl's ``algorithm`` node, else defaults."""
+    given = _options.get()
+    if given is not None:
+        return given
     raw = config.get(OPTIONS_KEY) if config is not None else None
     if raw is not None and not isinstance(raw, dict):
         from omegaconf import OmegaConf
@@ -59,7 +65,7 @@ def credit_options(config: Any) -> CreditConfig:
     try:
         return CreditConfig.model_validate(raw or {})
     except pydantic.ValidationError as e:
-        raise ConfigError(format_validation_error(e, "rlfactory.credit", CreditConfig, raw)) from None
+        raise ConfigError(format_validation_error(e, f"algorithm.{OPTIONS_KEY}", CreditConfig, raw)) from None
 
 
 def _by_std(config: Any) -> bool:

@@ -179,7 +179,7 @@ def test_with_verls_plain_layout_turn_grpo_is_verls_grpo():
 
 
 def test_a_bad_credit_option_names_the_key():
-    with pytest.raises(ConfigError, match=r"rlfactory\.credit\.turn_weight"):
+    with pytest.raises(ConfigError, match=r"algorithm\.rlfactory_credit\.turn_weight"):
         estimators.turn_grpo(tensor(ROWS), torch.tensor(MASK), ["a", "a", "b"],
                              algorithm(estimators.TURN_GRPO, turn_weight=-1))
     with pytest.raises(AdvantageError, match="differ in shape"):
@@ -226,7 +226,7 @@ def test_branch_grpo_matches_the_hand_computed_attribution():
 
 
 def test_branch_grpo_through_verls_v1_advantage_step_with_the_batchs_branches():
-    with estimators.batch_branches(BRANCHES):
+    with estimators.batch_context(branches=BRANCHES):
         adv = verl_v1_advantages(estimators.BRANCH_GRPO, branch_rewards(), torch.tensor(BRANCH_MASK), BRANCH_UIDS,
                                  algorithm(estimators.BRANCH_GRPO))
     assert_close(adv, BRANCH_EXPECTED)
@@ -266,18 +266,25 @@ def test_both_estimators_are_registered_with_verl():
     estimators.register()  # a second registration of the same functions is fine
 
 
-def test_the_packaged_config_hands_rlfactory_credit_to_the_estimators():
+def test_options_come_from_the_batch_context_first_and_plus_plugins_leaves_algorithm_alone():
+    from rlfactory_plugins.config import CreditConfig
+
     text = resources.files("rlfactory_plugins.verl.hydra_config").joinpath("plugins/rlfactory.yaml").read_text()
-    assert yaml.safe_load(text)["algorithm"] == {"rlfactory_credit": "${rlfactory.credit}"}
-    config = OmegaConf.create(text)
-    config.rlfactory.credit.turn_weight = 0.25
-    opts = estimators.credit_options(config.algorithm)
-    assert (opts.turn_weight, opts.epsilon) == (0.25, 1e-6)
+    assert "algorithm" not in yaml.safe_load(text)  # +plugins=rlfactory changes no verl key it need not
+    given = algorithm(estimators.TURN_GRPO, turn_weight=0.5)
+    assert estimators.credit_options(given).turn_weight == 0.5
+    assert estimators.credit_options(None) == CreditConfig()
+    with estimators.batch_context(CreditConfig(turn_weight=0.25)):
+        assert estimators.credit_options(given).turn_weight == 0.25
+        adv = verl_v1_advantages(estimators.TURN_GRPO, tensor(ROWS), torch.tensor(MASK), ["a", "a", "b"],
+                                 algorithm(estimators.TURN_GRPO))
+    b = S2 + 0.25  # sample 0 of TURN_EXPECTED with turn_weight 0.25
+    assert_close(adv[0], [b, b, 0, 0, b, b, 0, S2])
 
 
-# -- branch records through the V1 trainer's advantage step (branch_records.py) -----------------
+# -- the V1 trainer's advantage step: options and branch records (advantage_context.py) ----------
 def test_branch_records_name_their_parent_by_session_and_become_rows():
-    from rlfactory_plugins.verl.branch_records import BRANCH_KEY, branches_of
+    from rlfactory_plugins.verl.advantage_context import BRANCH_KEY, branches_of
 
     keys = ["g_0_0", "g_1_0", "g_2_0", "g_3_0", "h_0_0", "h_1_0"]
     records = [{}, {BRANCH_KEY: {"parent": 0, "prefix": 4}}, {BRANCH_KEY: {"parent": "0", "prefix": 2}},
@@ -289,39 +296,54 @@ def test_branch_records_name_their_parent_by_session_and_become_rows():
 
 class VerlLikeTrainer:
     def __init__(self, estimator: str) -> None:
-        self.config = {"algorithm": {"adv_estimator": estimator}}
+        self.config = {"algorithm": {"adv_estimator": estimator}, "rlfactory": {"credit": {"turn_weight": 0.5}}}
         self.seen = "not called"
 
     def _compute_advantage(self, batch, metrics):
-        self.seen = estimators._branches.get()
+        self.seen = (estimators._options.get(), estimators._branches.get())
         return batch
 
 
-def test_the_advantage_step_runs_inside_the_batchs_branch_records_only_for_branch_grpo(monkeypatch):
+@pytest.mark.parametrize(
+    ("estimator", "branches"),
+    [(estimators.BRANCH_GRPO, [ROOT, Branch(0, 3)]), (estimators.TURN_GRPO, None)],
+)
+def test_the_advantage_step_runs_inside_the_batchs_context_for_rlfactorys_estimators(monkeypatch, estimator,
+                                                                                       branches):
     from types import SimpleNamespace
 
-    from rlfactory_plugins.verl import branch_records
+    from rlfactory_plugins.config import CreditConfig
+    from rlfactory_plugins.verl import advantage_context
 
-    class Trainer(branch_records.BranchRecords, VerlLikeTrainer):
+    class Trainer(advantage_context.AdvantageContext, VerlLikeTrainer):
         pass
 
-    records = [{}, {branch_records.BRANCH_KEY: {"parent": "0", "prefix": 3}}]
-    monkeypatch.setattr(branch_records, "fetch_records", lambda batch: records)
+    records = [{}, {advantage_context.BRANCH_KEY: {"parent": "0", "prefix": 3}}]
+    monkeypatch.setattr(advantage_context, "fetch_records", lambda batch: records)
     batch = SimpleNamespace(keys=["u_0_0", "u_1_0"])
-    trainer = Trainer(estimators.BRANCH_GRPO)
+    trainer = Trainer(estimator)
     assert trainer._compute_advantage(batch, metrics={}) is batch
-    assert trainer.seen == [ROOT, Branch(0, 3)] and estimators._branches.get() is None
-    other = Trainer("grpo")
-    other._compute_advantage(batch, metrics={})
-    assert other.seen is None
+    assert trainer.seen == (CreditConfig(turn_weight=0.5), branches)
+    assert estimators._options.get() is None and estimators._branches.get() is None
 
 
-def test_every_registered_v1_trainer_carries_the_branch_records_under_the_metrics():
+def test_verls_estimators_run_outside_any_context():
+    from rlfactory_plugins.verl import advantage_context
+
+    class Trainer(advantage_context.AdvantageContext, VerlLikeTrainer):
+        pass
+
+    trainer = Trainer("grpo")
+    trainer._compute_advantage(object(), metrics={})
+    assert trainer.seen == (None, None)
+
+
+def test_every_registered_v1_trainer_carries_the_context_under_the_metrics():
     from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY
 
-    from rlfactory_plugins.verl import branch_records, training_metrics
+    from rlfactory_plugins.verl import advantage_context, training_metrics
 
     for name, cls in TRAINER_REGISTRY.items():
-        assert issubclass(cls, branch_records.BranchRecords), name
+        assert issubclass(cls, advantage_context.AdvantageContext), name
         assert cls.__mro__[1] is training_metrics.TrainingMetrics, name
-    assert branch_records.install() == []
+    assert advantage_context.install() == []

@@ -1,15 +1,17 @@
-"""Branch records to ``rlfactory_branch_grpo``, through verl's V1 trainers' advantage step.
+"""What rlfactory's advantage estimators need from verl's V1 trainers: the options and the branch records.
 
-verl hands a registered estimator nothing per sample but rewards, mask and ``uid``, and the V1
-trainer's ``_compute_advantage(batch, metrics)`` reads only fixed fields back from its
-TransferQueue. A branched sample says where it comes from in its loop output's
-``extra_fields[BRANCH_KEY] = {"parent": <session_id of the sample it was forked from>, "prefix":
-<response tokens shared with it>}`` (a global sample has none). When ``algorithm.adv_estimator``
-is ``rlfactory_branch_grpo``, :class:`BranchRecords`, mixed in before each trainer class of
-``TRAINER_REGISTRY`` as :mod:`.training_metrics` does, reads those fields for the batch's keys
-(``{uid}_{session_id}_{index}``), turns each parent's session into its batch row and runs verl's
-step inside :func:`~rlfactory_plugins.verl.estimators.batch_branches`. Every other estimator runs
-verl's step untouched. The classic (non-V1) trainer is not hooked: there every sample is global.
+verl hands a registered estimator nothing per sample but rewards, mask and ``uid``, and its
+``config`` is the ``algorithm`` node (the ``rlfactory:`` section is not in it); the V1 trainer's
+``_compute_advantage(batch, metrics)`` reads only fixed fields back from its TransferQueue. When
+``algorithm.adv_estimator`` is ``rlfactory_turn_grpo`` or ``rlfactory_branch_grpo``,
+:class:`AdvantageContext`, mixed in before each trainer class of ``TRAINER_REGISTRY`` (as
+:mod:`.training_metrics` does), runs verl's step inside
+:func:`~rlfactory_plugins.verl.estimators.batch_context` with ``rlfactory.credit`` and, for
+``rlfactory_branch_grpo``, every row's branch record. A branched sample says where it comes from in its loop
+output's ``extra_fields[BRANCH_KEY] = {"parent": <session_id of the sample it was forked from>, "prefix":
+<response tokens shared with it>}`` (a global sample has none); the batch's keys
+(``{uid}_{session_id}_{index}``) turn each parent's session into its batch row. Every other
+estimator runs verl's step untouched, and so does verl's classic trainer (not hooked).
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ from typing import Any
 
 from rlfactory_plugins.verl import compat
 from rlfactory_plugins.verl.branch_credit import ROOT, Branch
-from rlfactory_plugins.verl.estimators import BRANCH_GRPO, batch_branches
+from rlfactory_plugins.verl.estimators import BRANCH_GRPO, TURN_GRPO, batch_context
 from rlfactory_plugins.verl.group_norm import AdvantageError
 
 V1 = "verl.trainer.ppo.v1"
 BRANCH_KEY = "rlfactory_branch"
-MARK = "_rlfactory_branch_records"
+MARK = "_rlfactory_advantage_context"
 
 
 def _uid_session(key: str) -> tuple[str, str]:
@@ -66,15 +68,18 @@ def fetch_records(batch: Any) -> list[Mapping[str, Any] | None]:
     return [getattr(v, "data", v) for v in list(data["extra_fields"])]
 
 
-class BranchRecords:
-    """Mixed in before a verl V1 trainer class: its advantage step sees the batch's branch records."""
+class AdvantageContext:
+    """Mixed in before a verl V1 trainer class: rlfactory's estimators see the options and the branch records."""
 
     def _compute_advantage(self, batch: Any, metrics: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         config = getattr(self, "config", None)
-        estimator = config["algorithm"]["adv_estimator"] if config is not None else None
-        if str(estimator) != BRANCH_GRPO:
+        estimator = str(config["algorithm"]["adv_estimator"]) if config is not None else None
+        if estimator not in (TURN_GRPO, BRANCH_GRPO):
             return super()._compute_advantage(batch, metrics, *args, **kwargs)  # type: ignore[misc]
-        with batch_branches(branches_of(list(batch.keys), fetch_records(batch))):
+        from rlfactory_plugins.verl.section import section_of
+
+        branches = branches_of(list(batch.keys), fetch_records(batch)) if estimator == BRANCH_GRPO else None
+        with batch_context(section_of(config).credit, branches):
             return super()._compute_advantage(batch, metrics, *args, **kwargs)  # type: ignore[misc]
 
 
@@ -83,7 +88,8 @@ def install(v1: Any = None) -> list[str]:
     try:
         compat.require(__name__)
     except compat.VerlCompatError as e:
-        print(f"rlfactory: rlfactory_branch_grpo sees no branches: {e}", file=sys.stderr, flush=True)
+        print(f"rlfactory: rlfactory_turn_grpo/rlfactory_branch_grpo get default options and no branches: {e}",
+              file=sys.stderr, flush=True)
         return []
     from verl.trainer.ppo.v1 import trainer_base
 
@@ -91,9 +97,9 @@ def install(v1: Any = None) -> list[str]:
     for name, cls in list(trainer_base.TRAINER_REGISTRY.items()):
         if getattr(cls, MARK, False):
             continue
-        trainer_base.TRAINER_REGISTRY[name] = type(cls.__name__, (BranchRecords, cls), {
+        trainer_base.TRAINER_REGISTRY[name] = type(cls.__name__, (AdvantageContext, cls), {
             MARK: True, "__module__": __name__, "__doc__": cls.__doc__,
-            "__qualname__": f"BranchRecords+{cls.__qualname__}",
+            "__qualname__": f"AdvantageContext+{cls.__qualname__}",
         })
         wrapped.append(name)
     return wrapped
