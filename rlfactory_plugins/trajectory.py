@@ -56,6 +56,8 @@ class TurnRecord(BaseModel):
     tools_s: float = 0.0
     env_message: str | None = None
     """The user text the environment added after this turn (environment turns), if any."""
+    tools_added: list[str] = Field(default_factory=list)
+    """Tools the environment made callable after this turn (``EnvTurn.add_tools``)."""
 
 
 class Trajectory(BaseModel):
@@ -80,7 +82,7 @@ class Trajectory(BaseModel):
     key: str = ""
     """Per-trajectory id (sessions are keyed on it; GRPO siblings share ``uid`` but not ``key``)."""
     tools: list[str] | None = None
-    """The row's tool set (None: every tool of the worker)."""
+    """The row's tool set (None: every tool of the worker), with those environment turns added."""
     tool_state: dict[str, Any] = Field(default_factory=dict)
     """``{session_group: final state}`` exported by stateful tools before their sessions closed."""
     close_errors: dict[str, str] = Field(default_factory=dict)

@@ -33,6 +33,10 @@ class EnvTurn:
     """User text appended as observation tokens (mask 0); None with ``done=False`` ends the trajectory (no_call)."""
     done: bool = False
     """End the trajectory: ``stop_reason="env_done"`` (``answer`` when that turn gave a final answer)."""
+    add_tools: tuple[str, ...] = ()
+    """Tools the row's trajectory may call from now on (a function withheld until this turn, as in
+    BFCL's ``miss_func``). They must be tools of the worker; the message should describe them, since
+    the prompt's tool list is rendered once. Ignored for a row that already sees every tool."""
 
 
 class Environment(Pluggable["Environment"]):

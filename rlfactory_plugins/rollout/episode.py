@@ -79,6 +79,8 @@ class Episode:
         self.sampling_params = params  # the same sampling for every turn
         self.loop = asyncio.get_running_loop()
         self.settings = settings
+        #: the tools the trajectory may call now: the row's set, grown by environment turns (None: all)
+        self.allowed: frozenset[str] | None = settings.tools
         self.sessions: TrajectorySessions | None = None
         self.env: Environment | None = None
         self._env_state: Any = None
@@ -275,6 +277,9 @@ class Episode:
             raise _Stop("max_user_turns")
         if index + 1 >= self.cfg.max_turns:
             raise _Stop("max_turns")  # the model would have no turn left to answer it
+        added = frozenset(reply.add_tools)
+        if added:
+            self.rt.check_tools(added)  # an environment naming a tool the worker lacks is a bug: this trajectory errs
         text = str(reply.message)
         ids, truncated = await self._offload(
             len(text) > _INLINE_CHARS, self.rt.user_format.render, self.rt.codec, self.tokens.ids, [text],
@@ -285,6 +290,12 @@ class Episode:
         self.tokens.add_observation(ids)
         turn.observation_tokens, turn.observation_truncated = len(ids), truncated
         turn.env_message = text
+        if added and self.allowed is not None:
+            turn.tools_added = sorted(added - self.allowed)
+            self.allowed = self.allowed | added
+            self.trajectory.tools = sorted(self.allowed)
+            if self.sessions is None and self.rt.stateful_for(added):
+                self.sessions = self.rt.sessions.open(self.trajectory.key, self._session_context)
         self.trajectory.user_turns += 1
         self.trajectory.messages.append({"role": "user", "content": text})
 
@@ -300,8 +311,8 @@ class Episode:
         routing: dict[str, Any] = {}  # only what applies: a plain ToolRunner runs stateless rows unchanged
         if self.sessions is not None:
             routing["sessions"] = self.sessions
-        if self.settings.tools is not None:
-            routing["allowed"] = self.settings.tools
+        if self.allowed is not None:
+            routing["allowed"] = self.allowed
         results = await self.rt.tool_manager.call_many(calls, **routing)
         turn.tools_s = time.perf_counter() - start
         for call, result in zip(runnable, results, strict=True):

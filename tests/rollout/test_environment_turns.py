@@ -129,3 +129,48 @@ async def test_unknown_environment_is_an_error_naming_the_installed(tools_plugin
     row = {"rlfactory": {"environment": "scriptd"}}
     traj = traj_of(await run_loop(make_agent_loop(server, tokenizer, section()), extra_info=row))
     assert traj.stop_reason == "error" and "unknown environment 'scriptd'" in traj.error and "'scripted'" in traj.error
+
+
+class Revealing(Environment):
+    """Adds the tools named in its kwargs with its first (and only) user message."""
+
+    name_default = "revealing"
+
+    async def reset(self, ctx):
+        return {"sent": False, "add": tuple(ctx.kwargs["add"])}
+
+    async def step(self, state, trajectory, turn):
+        if state["sent"]:
+            return EnvTurn(done=True)
+        state["sent"] = True
+        return EnvTurn(message="You may echo now.", add_tools=state["add"])
+
+
+class RevealPlugin:
+    @hookimpl
+    def register_environments(self, register):
+        register(Revealing)
+
+
+def revealing_row(add: list[str]) -> dict[str, Any]:
+    return {"rlfactory": {"tools": ["add"], "environment": {"name": "revealing", "kwargs": {"add": add}}}}
+
+
+async def test_an_environment_turn_reveals_a_withheld_tool(tools_plugin, tokenizer):
+    pm, registry = plugins.load_plugins()
+    plugins.register_plugin(pm, registry, RevealPlugin(), "reveal-test")
+    echo = '<tool_call>{"name": "echo", "arguments": {"text": "hi"}}</tool_call>'
+    server = ScriptedServer(tokenizer, [echo, "I cannot.", echo, "<answer>hi</answer>"])
+    traj = traj_of(await run_loop(make_agent_loop(server, tokenizer, section()), extra_info=revealing_row(["echo"])))
+    before, after = traj.turns[0].tool_calls[0].result, traj.turns[2].tool_calls[0].result
+    assert before.status == "unknown_tool" and after.ok and after.output == "hi"
+    assert traj.turns[1].tools_added == ["echo"] and traj.turns[1].env_message == "You may echo now."
+    assert traj.tools == ["add", "echo"] and traj.stop_reason == "answer"
+
+
+async def test_revealing_a_tool_the_worker_lacks_ends_that_trajectory_with_an_error(tools_plugin, tokenizer):
+    pm, registry = plugins.load_plugins()
+    plugins.register_plugin(pm, registry, RevealPlugin(), "reveal-test")
+    server = ScriptedServer(tokenizer, ["Hello.", "<answer>x</answer>"])
+    traj = traj_of(await run_loop(make_agent_loop(server, tokenizer, section()), extra_info=revealing_row(["ecko"])))
+    assert traj.stop_reason == "error" and "unknown tool 'ecko'" in traj.error and "'echo'" in traj.error
