@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pydantic
 
-from rlfactory_plugins.config import RLFactoryConfig, ToolEntry
+from rlfactory_plugins.config import RLFactoryConfig
 from rlfactory_plugins.config.messages import problem_lines
 from rlfactory_plugins.config.oversample import OVERSAMPLER_MODULES, OVERSAMPLER_NAME, OverSamplingConfig
 from rlfactory_plugins.config.section import SECTION_KEY, read_section
@@ -158,17 +158,13 @@ def _check_tools(
     model: RLFactoryConfig, registry: Registry, mcp: MCPConfig | None, verl_tools: Mapping[str, Tool]
 ) -> None:
     """What the tool manager checks, knowing of the MCP tools only those ``mcp`` lists."""
-    from rlfactory_plugins.tools.binding import bind_entry, external_sources
+    from rlfactory_plugins.tools.binding import bind_entry, config_entries, external_sources
     from rlfactory_plugins.tools.manager import ToolManager
 
     external = external_sources(listed_mcp_tools(mcp) if mcp is not None else (), verl_tools)
     # a server without a 'tools' list names its tools only once started: then leave unknown names to it
     all_listed = mcp is None or all(server.tools is not None for server in mcp.enabled().values())
-    seen: dict[str, ToolEntry] = {}
-    for entry in model.tools:
-        if entry.name in seen:
-            raise ConfigError(f"rlfactory.tools[{entry.name}]: listed twice; keep one entry")
-        seen[entry.name] = entry
+    seen = config_entries(model.tools, [*registry.tools, *external], strict=all_listed)
     tools = {}
     for name, entry in seen.items():
         if name not in external and name not in registry.tools:

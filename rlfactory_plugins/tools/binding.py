@@ -6,7 +6,8 @@ pass what the worker refuses.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import fnmatch
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from rlfactory_plugins.config.tools import ToolEntry
@@ -16,7 +17,7 @@ from rlfactory_plugins.tools.base import Tool
 if TYPE_CHECKING:
     from rlfactory_plugins.registry import Registry
 
-__all__ = ["EXTERNAL_SOURCES", "bind_entry", "external_sources", "registry_tools"]
+__all__ = ["EXTERNAL_SOURCES", "bind_entry", "config_entries", "external_sources", "registry_tools"]
 
 
 #: the sources of tools that do not come from the registry: what to call one, how to rename one that clashes
@@ -34,6 +35,41 @@ def external_sources(mcp_names: Iterable[str], verl_names: Iterable[str]) -> dic
             raise PluginError(f"tool {name!r} is both an MCP tool and a verl tool; {EXTERNAL_SOURCES['MCP'][1]}")
         external[name] = "verl"
     return external
+
+
+def is_pattern(name: str) -> bool:
+    """A ``rlfactory.tools`` name with ``*``, ``?`` or ``[`` is a shell-style pattern (``GorillaFileSystem.*``)."""
+    return any(c in name for c in "*?[")
+
+
+def config_entries(entries: Sequence[ToolEntry], known: Iterable[str], strict: bool = True) -> dict[str, ToolEntry]:
+    """``rlfactory.tools`` by tool name, patterns expanded over ``known`` (registry, MCP and verl tool names).
+
+    A pattern enables every tool it matches with its options and overrides; a tool also listed by
+    its own name takes that entry, and the first of several patterns matching it wins. A name
+    listed twice, or (``strict``) a pattern matching nothing, is a :class:`ConfigError`.
+    """
+    known = sorted(set(known))
+    named: dict[str, ToolEntry] = {}
+    patterns: list[ToolEntry] = []
+    for entry in entries:
+        if entry.name in named or any(p.name == entry.name for p in patterns):
+            raise ConfigError(f"rlfactory.tools[{entry.name}]: listed twice; keep one entry")
+        if is_pattern(entry.name):
+            patterns.append(entry)
+        else:
+            named[entry.name] = entry
+    found: dict[str, ToolEntry] = {}
+    for pattern in patterns:
+        matches = fnmatch.filter(known, pattern.name)
+        if not matches and strict:
+            raise ConfigError(
+                f"rlfactory.tools[{pattern.name}]: the pattern matches no installed tool; `rlfactory plugins` lists "
+                "them (a pack's tools appear once it is installed)"
+            )
+        for name in matches:
+            found.setdefault(name, pattern.model_copy(update={"name": name}))
+    return {**found, **named}
 
 
 def registry_tools(registry: Registry, entries: dict[str, ToolEntry], external: Mapping[str, str]) -> dict[str, Tool]:

@@ -54,7 +54,7 @@ from rlfactory_plugins.tools.base import (
     TransientToolError,
     render_output,
 )
-from rlfactory_plugins.tools.binding import external_sources, registry_tools
+from rlfactory_plugins.tools.binding import config_entries, external_sources, registry_tools
 from rlfactory_plugins.tools.metrics import ManagerMetrics
 from rlfactory_plugins.tools.session import SessionBroken, SessionRegistry, StatefulTool, TrajectorySessions
 from rlfactory_plugins.tools.validation import ArgumentValidator, InvalidArguments
@@ -149,11 +149,6 @@ class ToolManager:
         from rlfactory_plugins.plugins import get_registry
 
         registry = registry or get_registry()
-        entries: dict[str, ToolEntry] = {}
-        for entry in cfg.tools:
-            if entry.name in entries:
-                raise ConfigError(f"rlfactory.tools: tool {entry.name!r} is listed twice; keep one entry")
-            entries[entry.name] = entry
         servers = None
         mcp_tools: dict[str, Tool] = {}
         if cfg.mcp:
@@ -163,6 +158,7 @@ class ToolManager:
             mcp_tools = servers.tools()
         try:
             external = external_sources(mcp_tools, verl_tools or {})
+            entries = config_entries(cfg.tools, [*registry.tools, *external])
             tools = registry_tools(registry, entries, external)
             tools.update(mcp_tools)
             tools.update(verl_tools or {})

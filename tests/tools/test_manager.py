@@ -280,3 +280,22 @@ async def test_from_config_applies_entries_and_closes_once(rlfactory_register: A
         await ToolManager.from_config(RLFactoryConfig(tools=["closin"]), registry)
     with pytest.raises(ConfigError, match="listed twice"):
         await ToolManager.from_config(RLFactoryConfig(tools=["closing", "closing"]), registry)
+
+
+async def test_a_pattern_enables_every_matching_tool_and_a_named_entry_wins(rlfactory_register: Any) -> None:
+    class Pack:
+        @hookimpl
+        def register_tools(self, register: Any) -> None:
+            for name in ("fs.ls", "fs.cd", "math.add"):
+                register(Closing(ToolSpec(name=name)))
+
+    registry = rlfactory_register(Pack(), "pack")
+    cfg = RLFactoryConfig(tools=[{"name": "fs.*", "timeout": 2.0}, {"name": "fs.cd", "timeout": 5.0}])
+    tm = await ToolManager.from_config(cfg, registry)
+    assert sorted(s.name for s in tm.specs()) == ["fs.cd", "fs.ls"]
+    assert tm._slots["fs.ls"].timeout == 2.0 and tm._slots["fs.cd"].timeout == 5.0
+    await tm.aclose()
+    with pytest.raises(ConfigError, match=r"rlfactory.tools\[web\.\*\]: the pattern matches no installed tool"):
+        await ToolManager.from_config(RLFactoryConfig(tools=["web.*"]), registry)
+    with pytest.raises(ConfigError, match=r"rlfactory.tools\[fs\.\*\]: listed twice"):
+        await ToolManager.from_config(RLFactoryConfig(tools=["fs.*", "fs.*"]), registry)
