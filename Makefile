@@ -11,6 +11,9 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip
 PACKS   := $(sort $(dir $(wildcard tool_plugins/*/pyproject.toml reward_plugins/*/pyproject.toml)))
+# a pack's requirements-nodeps.txt: packages installed without their dependencies (bfcl-eval pins
+# old numpy and model SDKs that would downgrade the venv; the pack lists what it really imports)
+NODEPS  := $(sort $(wildcard tool_plugins/*/requirements-nodeps.txt reward_plugins/*/requirements-nodeps.txt))
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
 STAMP   := $(VENV)/.rlfactory-installed
 PYTEST_ARGS ?=
@@ -22,7 +25,7 @@ VERL    ?=
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml constraints-cpu.txt $(addsuffix pyproject.toml,$(PACKS))
+$(STAMP): pyproject.toml constraints-cpu.txt $(addsuffix pyproject.toml,$(PACKS)) $(NODEPS)
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 ifeq ($(HAS_GPU),1)
@@ -32,6 +35,7 @@ else
 	$(PIP) install -q -c constraints-cpu.txt torch==2.13.0
 	$(PIP) install -q -c constraints-cpu.txt -e '.[$(EXTRAS)]' $(addprefix -e ,$(PACKS))
 endif
+	$(if $(NODEPS),$(PIP) install -q --no-deps $(addprefix -r ,$(NODEPS)))
 	@touch $@
 
 test: setup

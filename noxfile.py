@@ -34,6 +34,13 @@ PACKS = sorted(
     for p in ROOT.glob(pattern)
 )
 
+#: installed with --no-deps after the packs (see the Makefile's NODEPS)
+NODEPS = sorted(
+    str(p.relative_to(ROOT))
+    for pattern in ("tool_plugins/*/requirements-nodeps.txt", "reward_plugins/*/requirements-nodeps.txt")
+    for p in ROOT.glob(pattern)
+)
+
 nox.options.sessions = ["compat"]
 nox.options.default_venv_backend = "venv"
 nox.options.envdir = os.environ.get("RLFACTORY_NOX_ENVDIR", str(Path.home() / ".cache" / "rlfactory" / "nox"))
@@ -47,6 +54,8 @@ def compat(session: nox.Session, verl: str) -> None:
     session.install("--upgrade", "pip")
     session.install(*constraints, CPU_TORCH)
     session.install(*constraints, "-e", f"{ROOT}[verl,report,test]", f"verl=={verl}", *(f"-e{ROOT / p}" for p in PACKS))
+    for path in NODEPS:
+        session.install("--no-deps", "-r", str(ROOT / path))
     session.run("python", "-c", "import verl, torch; print('verl', verl.__version__, 'torch', torch.__version__)")
     pytest = ("python", "-m", "pytest", "-q", "-p", "no:cacheprovider")
     session.run(*pytest, "-m", "not e2e", "tests", *session.posargs)
