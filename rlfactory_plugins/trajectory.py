@@ -60,6 +60,35 @@ class TurnRecord(BaseModel):
     """Tools the environment made callable after this turn (``EnvTurn.add_tools``)."""
 
 
+class BranchRecord(BaseModel):
+    """Where a branched trajectory comes from (``rlfactory.rollout.branching``)."""
+
+    parent: str
+    """The parent's session id within the group (verl's V1 ``session_id``)."""
+    parent_key: str
+    """The parent trajectory's :attr:`Trajectory.key`."""
+    prefix: int
+    """Response tokens shared with the parent (its ids, mask and log-probs, copied)."""
+    turn: int
+    """Turns inherited from the parent: ``turns[:turn]`` were generated, and their tool calls run, by the parent."""
+    prefix_sha256: str = ""
+    """SHA-256 of the shared response ids, as this trajectory's final response starts."""
+
+
+class ForkRecord(BaseModel):
+    """A high-entropy point where branches were forked from this trajectory."""
+
+    turn: int
+    """The turn the branches generate first (they share everything before it)."""
+    prefix: int
+    entropy: float
+    """Estimated entropy of this trajectory's turn ``turn`` (nats per token, first ``entropy_tokens`` tokens)."""
+    initial_entropy: float
+    sessions: list[str] = Field(default_factory=list)
+    """Session ids of the branches."""
+    prefix_sha256: str = ""
+
+
 class Trajectory(BaseModel):
     """A whole rollout of one prompt."""
 
@@ -91,6 +120,10 @@ class Trajectory(BaseModel):
     """The environment's final state (``Environment.final_state``), if the row had one."""
     user_turns: int = 0
     """Environment (user) turns appended to this trajectory."""
+    branch: BranchRecord | None = None
+    """Set on a branch of the branching rollout: its parent and the prefix it shares."""
+    forks: list[ForkRecord] = Field(default_factory=list)
+    """Branches forked from this trajectory (branching rollout)."""
 
     @property
     def tool_calls(self) -> list[ToolCallRecord]:

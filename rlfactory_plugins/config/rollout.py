@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rlfactory_plugins.config.branching import BranchingConfig
+
 
 class RolloutConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -40,4 +42,8 @@ class RolloutConfig(BaseModel):
         default=False,
         description="run tool calls written inside the parser's reasoning block (<think>…</think> for hermes); "
         "by default they are drafts and do not run",
+    )
+    branching: BranchingConfig = Field(
+        default_factory=BranchingConfig,
+        description="ARPO-style branching at high-entropy turns after tool results (docs/agentic-rl.md)",
     )

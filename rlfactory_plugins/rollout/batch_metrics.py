@@ -12,9 +12,11 @@ documented in docs/rollout.md):
 - ``tool/<name>/calls`` (count), ``ok_rate``, ``errors/<kind>`` (count), ``latency_p50_s``,
   ``latency_p90_s``, ``cache_hit_rate``; ``tool/all/...`` over every tool; a call with no
   parsable name counts under ``tool/_unparsed``, a call of a name no tool has (or outside the
-  row's tool set) under ``tool/_unknown``;
+  row's tool set) under ``tool/_unknown``; the calls counted are the calls run: the turns a branch
+  inherited from its parent (``rlfactory.rollout.branching``) count in the parent only;
 - ``rollout/<stat>/mean`` for every per-trajectory statistic (turns, calls, calls_ok,
-  response_tokens, observation_tokens, user_turns, sessions/exported, ...), ``rollout/trajectories``
+  response_tokens, observation_tokens, user_turns, sessions/exported, branch/branched, branch/forks,
+  branch/calls_inherited, ...), ``rollout/trajectories``
   and ``rollout/stop_reason/<reason>`` (fractions; every reason present, 0.0 when none).
 """
 
@@ -113,7 +115,9 @@ def _tool_metrics(records: list[Mapping[str, Any]]) -> dict[str, float]:
     per_tool: dict[str, _ToolCalls] = defaultdict(_ToolCalls)
     every = _ToolCalls()
     for record in records:
-        for turn in record.get("turns") or ():
+        # calls run: a branch's first turns are its parent's (rlfactory.rollout.branching), counted there
+        inherited = int((record.get("branch") or {}).get("turn", 0))
+        for turn in (record.get("turns") or [])[inherited:]:
             for raw in turn.get("tool_calls") or ():
                 call = ToolCallRecord.model_validate(raw)  # the dumped record: its own ok / error_kind
                 per_tool[_bucket(call)].add(call)

@@ -22,7 +22,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rlfactory_plugins.config.row import DEFAULT_ROW, RowSettings
 from rlfactory_plugins.environments.base import Environment
@@ -39,7 +39,12 @@ _INLINE_CHARS = 32_000
 
 logger = logging.getLogger("rlfactory")
 
+if TYPE_CHECKING:
+    from rlfactory_plugins.rollout.branching import Fork
+
 Generate = Callable[[list[int], dict[str, Any]], Awaitable[Any]]
+#: called after each generation, before the turn is recorded: (episode, turn index, the server's log-probs)
+OnGenerated = Callable[["Episode", int, "list[float] | None"], None]
 
 
 class _Stop(Exception):
@@ -63,6 +68,9 @@ class Episode:
         sampling_params: dict[str, Any],
         budget: int,
         settings: RowSettings = DEFAULT_ROW,
+        *,
+        fork: Fork | None = None,
+        on_generated: OnGenerated | None = None,
     ) -> None:
         self.rt = runtime
         self.cfg = runtime.config.rollout
@@ -71,7 +79,11 @@ class Episode:
         self.trajectory = trajectory
         self.prompt_ids = list(prompt_ids)
         self.budget = budget
-        self.tokens = ResponseTokens(want_logprobs=bool(sampling_params.get("logprobs")))
+        want_logprobs = bool(sampling_params.get("logprobs"))
+        # a branch (rlfactory.rollout.branching) starts from its parent's state after a tool result
+        self.tokens = fork.tokens(want_logprobs) if fork is not None else ResponseTokens(want_logprobs=want_logprobs)
+        self.start_turn = fork.turn if fork is not None else 0
+        self.on_generated = on_generated
         params = dict(sampling_params)
         stops = tuple(runtime.parser.stop)
         if stops:
@@ -89,6 +101,9 @@ class Episode:
             trajectory.key = f"episode-{uuid.uuid4().hex}"
         if settings.tools is not None:
             trajectory.tools = sorted(settings.tools)
+        if fork is not None:
+            fork.seed(trajectory)
+            self.allowed = fork.allowed
 
     async def run(self) -> ResponseTokens:
         traj = self.trajectory
@@ -101,7 +116,7 @@ class Episode:
                 stragglers.enter(step, scope)
                 self.rt.running[traj.key] = self.close
                 await self._start()
-                for index in range(self.cfg.max_turns):
+                for index in range(self.start_turn, self.cfg.max_turns):
                     await self._turn(index)
                 raise _Stop("max_turns")  # pragma: no cover - _turn ends the last turn itself
         except _Stop as stop:
@@ -211,6 +226,8 @@ class Episode:
             raise RolloutError("the rollout server aborted the generation")
         if self.trajectory.step is None and isinstance(out.extra_fields, dict):
             self.trajectory.step = out.extra_fields.get("global_steps")
+        if self.on_generated is not None:  # before anything of this turn is recorded: a fork copies the state so far
+            self.on_generated(self, index, out.log_probs)
         raw_ids = [int(t) for t in out.token_ids][:remaining]
         ids, text, parsed = await self._offload(len(raw_ids) > _INLINE_TOKENS, self._decode_and_parse, raw_ids)
         logprobs = list(out.log_probs)[: len(ids)] if out.log_probs is not None else None

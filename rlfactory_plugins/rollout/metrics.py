@@ -34,6 +34,12 @@ def trajectory_stats(trajectory: Trajectory) -> dict[str, float]:
         stats["sessions/exported"] = float(len(trajectory.tool_state))
     if trajectory.close_errors:
         stats["sessions/close_errors"] = float(len(trajectory.close_errors))
+    if trajectory.branch is not None or trajectory.forks:  # the branching rollout (only when it branched)
+        inherited = trajectory.turns[: trajectory.branch.turn] if trajectory.branch is not None else []
+        stats["branch/branched"] = float(trajectory.branch is not None)
+        stats["branch/prefix_tokens"] = float(trajectory.branch.prefix if trajectory.branch is not None else 0)
+        stats["branch/calls_inherited"] = float(sum(len(t.tool_calls) for t in inherited))
+        stats["branch/forks"] = float(sum(len(f.sessions) for f in trajectory.forks))
     return stats
 
 

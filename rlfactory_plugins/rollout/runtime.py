@@ -26,6 +26,7 @@ import pluggy
 from rlfactory_plugins.config import RLFactoryConfig
 from rlfactory_plugins.environments.base import Environment
 from rlfactory_plugins.errors import ConfigError, RLFactoryError, UnknownNameError
+from rlfactory_plugins.rollout.branching import BranchCoordinator
 from rlfactory_plugins.rollout.codec import Codec
 from rlfactory_plugins.rollout.dump import dump_trajectory, write_metrics_line
 from rlfactory_plugins.rollout.lifecycle import call_each
@@ -203,6 +204,10 @@ class Runtime:
 
 
 _runtimes: dict[tuple[str, int], asyncio.Task[Runtime]] = {}
+
+#: the GRPO groups of rlfactory.rollout.branching, by uid: process state, because a session must join its
+#: group before its first await (before the runtime is looked up); uids are unique across configs
+BRANCHES = BranchCoordinator()
 
 
 async def get_runtime(

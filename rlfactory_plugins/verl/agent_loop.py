@@ -22,9 +22,12 @@ from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopOutp
 
 from rlfactory_plugins.config.check import response_budget  # noqa: E402
 from rlfactory_plugins.config.row import DEFAULT_ROW, RowError  # noqa: E402
+from rlfactory_plugins.rollout.branching import Slot, check_row, prefix_digest  # noqa: E402
 from rlfactory_plugins.rollout.episode import Episode  # noqa: E402
 from rlfactory_plugins.rollout.metrics import trajectory_stats  # noqa: E402
-from rlfactory_plugins.rollout.runtime import get_runtime  # noqa: E402
+from rlfactory_plugins.rollout.runtime import BRANCHES, get_runtime  # noqa: E402
+from rlfactory_plugins.verl.advantage_context import BRANCH_KEY  # noqa: E402
+from rlfactory_plugins.verl.branch_setup import check_branching, validating  # noqa: E402
 from rlfactory_plugins.rollout.tokens import ResponseTokens  # noqa: E402
 from rlfactory_plugins.verl.rows import loop_output, row_settings, trajectory_from_row, trajectory_key  # noqa: E402
 from rlfactory_plugins.verl.section import section_config  # noqa: E402
@@ -53,6 +56,9 @@ class RLFactoryAgentLoop(AgentLoopBase):
         self.budget = response_budget(self.rlf_config, self.response_length)  # the check check-config runs too
         # algorithm.adv_estimator=rlfactory_turn_grpo: the per-turn rewards ride in rm_scores (turn_rewards.py)
         self.output_cls = TurnRewardOutput if wanted(self.config) else AgentLoopOutput
+        self.branching = self.rlf_config.rollout.branching
+        if self.branching.enabled:
+            check_branching(self.config, self.branching)
 
     async def _initial_prompt_ids(self, messages: list[dict[str, Any]], tools: Any) -> list[int]:
         if getattr(self, "continuous_token_builder", None) is not None:  # verl 0.9.1, or 0.9.0 with continuous_token
@@ -67,7 +73,24 @@ class RLFactoryAgentLoop(AgentLoopBase):
             **self.apply_chat_template_kwargs)))
         return self._cap_text_prompt_length(ids)
 
+    def _branch_slot(self, kwargs: dict[str, Any]) -> Slot | None:
+        """This session's place in its group's branching (synchronous: before the session's first await)."""
+        if not self.branching.enabled or validating():
+            return None
+        session, uid = kwargs.get("session_id"), kwargs.get("uid")
+        if session is None or uid is None:  # not verl's V1 worker: no group to coordinate (check_branching says so)
+            return None
+        return BRANCHES.enter(str(uid), int(session), self.branching)
+
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
+        slot = self._branch_slot(kwargs)
+        try:
+            return await self._run(slot, sampling_params, **kwargs)
+        finally:
+            if slot is not None:
+                slot.leave()
+
+    async def _run(self, slot: Slot | None, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
         rt = await get_runtime(self.rlf_config, self.tokenizer, self.apply_chat_template_kwargs, self.verl_tools)
         trajectory = trajectory_from_row(kwargs)
         request_id = uuid4().hex  # sticky across turns: the server can reuse its prefix cache
@@ -76,6 +99,11 @@ class RLFactoryAgentLoop(AgentLoopBase):
             settings, row_error = row_settings(kwargs), None
         except RowError as e:  # this row only: its trajectory ends with the error, the batch goes on
             settings, row_error = DEFAULT_ROW, e
+        if slot is not None and row_error is None:
+            try:  # every session of the row fails alike, so no sibling waits for a fork that cannot come
+                check_row(settings, [t.name for t in rt.stateful_for(settings.tools)])
+            except RowError as e:
+                row_error = e
         schemas = rt.schemas_for(settings.tools)
         prompt_ids = await self._initial_prompt_ids(
             trajectory.prompt, tools=schemas if rt.parser.tools_in_prompt and schemas else None
@@ -83,6 +111,8 @@ class RLFactoryAgentLoop(AgentLoopBase):
         extra: dict[str, Any] = {"num_preempted": -1}
 
         async def generate(ids: list[int], params: dict[str, Any]) -> Any:
+            if slot is not None:  # the entropy is read from every turn's log-probs (kept only if asked for)
+                params = {**params, "logprobs": True}
             out = await self.server_manager.generate(request_id=request_id, prompt_ids=ids, sampling_params=params)
             if out.num_preempted is not None:
                 extra["num_preempted"] = max(extra["num_preempted"], 0) + out.num_preempted
@@ -97,7 +127,16 @@ class RLFactoryAgentLoop(AgentLoopBase):
             trajectory.stop_reason, trajectory.error = "error", f"{type(row_error).__name__}: {row_error}"
             tokens = ResponseTokens(want_logprobs=bool(sampling_params.get("logprobs")))
         else:
-            episode = Episode(rt, generate, trajectory, prompt_ids, sampling_params, self.budget, settings)
+            fork = await slot.fork() if slot is not None else None
+            episode = Episode(
+                rt, generate, trajectory, prompt_ids, sampling_params, self.budget, settings, fork=fork,
+                on_generated=slot.brancher(self.branching, fork).generated if slot is not None else None,
+            )
             tokens = await episode.run()
+        if trajectory.branch is not None:
+            trajectory.branch.prefix_sha256 = prefix_digest(tokens.ids[: trajectory.branch.prefix])
         await rt.trajectory_finished(trajectory)
-        return loop_output(trajectory, prompt_ids, tokens, trajectory_stats(trajectory), extra, self.output_cls)
+        output = loop_output(trajectory, prompt_ids, tokens, trajectory_stats(trajectory), extra, self.output_cls)
+        if trajectory.branch is not None:  # read by rlfactory_branch_grpo (advantage_context)
+            output.extra_fields[BRANCH_KEY] = {"parent": trajectory.branch.parent, "prefix": trajectory.branch.prefix}
+        return output

@@ -14,6 +14,7 @@ unchanged code. To go back to verl's manager:
 from __future__ import annotations
 
 import sys
+from contextvars import ContextVar
 from typing import Any
 
 from rlfactory_plugins.verl import compat
@@ -28,6 +29,11 @@ from verl.utils.rollout_trace import rollout_trace_attr  # noqa: E402
 from rlfactory_plugins.rollout.runtime import cut_running  # noqa: E402
 from rlfactory_plugins.verl.shared_loops import SharedLoops  # noqa: E402
 from rlfactory_plugins.verl.turn_rewards import rewrite_rm_scores, wanted  # noqa: E402
+
+
+#: whether the trajectory being run is a validation one (set around a shared loop's ``run``; None elsewhere,
+#: e.g. under verl's own worker): verl's worker knows it, a loop's ``run`` keyword arguments do not say
+VALIDATING: ContextVar[bool | None] = ContextVar("rlfactory_validating", default=None)
 
 
 class SharedLoopWorker:
@@ -66,6 +72,7 @@ class SharedLoopWorker:
             step=trajectory["step"], sample_index=trajectory["sample_index"], rollout_n=trajectory["rollout_n"],
             validate=trajectory["validate"], name="agent_loop", trace=trace,
         ):
+            VALIDATING.set(bool(trajectory["validate"]))  # this task's context only
             output = await loop.run(sampling_params, **kwargs)
             postprocess = self._agent_loop_postprocess  # type: ignore[attr-defined]
             return await postprocess(output, trajectory["validate"], **kwargs)
