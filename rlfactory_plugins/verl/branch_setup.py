@@ -8,24 +8,28 @@ process, and on the V1 trainer, whose advantage step hands ``rlfactory_branch_gr
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from rlfactory_plugins.config.branching import BranchingConfig
+from rlfactory_plugins.config.check import get_key
 from rlfactory_plugins.errors import ConfigError
-from rlfactory_plugins.verl.worker import VALIDATING
+
+#: whether the trajectory being run is a validation one: set by rlfactory's worker around a shared loop's
+#: ``run`` (verl's worker knows it, a loop's keyword arguments do not say); None elsewhere (verl's own worker)
+VALIDATING: ContextVar[bool | None] = ContextVar("rlfactory_validating", default=None)
 
 
 def check_branching(config: Any, branching: BranchingConfig) -> None:
-    """Raise :class:`ConfigError` for a trainer config the branching rollout cannot serve."""
-    trainer = config.get("trainer") or {}
-    if trainer.get("use_v1", True) is False:
+    """Raise :class:`ConfigError` for a trainer config (verl's, DictConfig or mapping) the branching rollout
+    cannot serve. Run by the agent loop and by ``+plugins=rlfactory``'s start-up check."""
+    if get_key(config, "trainer.use_v1") is False:
         raise ConfigError(
             "rlfactory.rollout.branching.enabled=true needs verl's V1 trainer (trainer.use_v1=true, verl's default): "
             "the classic trainer's worker runs a group's samples as unrelated rows (no session_id), so they "
             "cannot wait for a fork, and its advantage step passes no branch records to rlfactory_branch_grpo"
         )
-    rollout = (config.get("actor_rollout_ref") or {}).get("rollout") or {}
-    n = rollout.get("n")
+    n = get_key(config, "actor_rollout_ref.rollout.n")
     if n is not None and int(n) <= branching.global_samples:
         raise ConfigError(
             f"rlfactory.rollout.branching.global_samples={branching.global_samples} leaves no sample of a "

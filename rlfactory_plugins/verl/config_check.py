@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from rlfactory_plugins.config import RLFactoryConfig
 from rlfactory_plugins.config import check as core
+from rlfactory_plugins.verl.branch_setup import check_branching
 from rlfactory_plugins.verl.section import to_plain
 from rlfactory_plugins.verl.verl_tools import load_verl_tools
 
@@ -40,4 +41,7 @@ def check_config(cfg: Any) -> RLFactoryConfig:
     verl's own ``multi_turn`` tools loaded from their files as verl's worker loads them."""
     plain = plain_view(cfg) if OmegaConf.is_config(cfg) else cfg
     tool_config, function_tools = (core.get_key(plain, key) for key in core.VERL_TOOL_KEYS)
-    return core.check_config(plain, verl_tools=load_verl_tools(tool_config, function_tools))
+    checked = core.check_config(plain, verl_tools=load_verl_tools(tool_config, function_tools))
+    if checked.rollout.branching.enabled:  # reads trainer keys the core check does not
+        check_branching(cfg, checked.rollout.branching)
+    return checked

@@ -14,7 +14,6 @@ unchanged code. To go back to verl's manager:
 from __future__ import annotations
 
 import sys
-from contextvars import ContextVar
 from typing import Any
 
 from rlfactory_plugins.verl import compat
@@ -27,13 +26,9 @@ from verl.experimental.agent_loop import agent_loop as verl_agent_loop  # noqa: 
 from verl.utils.rollout_trace import rollout_trace_attr  # noqa: E402
 
 from rlfactory_plugins.rollout.runtime import cut_running  # noqa: E402
+from rlfactory_plugins.verl.branch_setup import VALIDATING  # noqa: E402
 from rlfactory_plugins.verl.shared_loops import SharedLoops  # noqa: E402
 from rlfactory_plugins.verl.turn_rewards import rewrite_rm_scores, wanted  # noqa: E402
-
-
-#: whether the trajectory being run is a validation one (set around a shared loop's ``run``; None elsewhere,
-#: e.g. under verl's own worker): verl's worker knows it, a loop's ``run`` keyword arguments do not say
-VALIDATING: ContextVar[bool | None] = ContextVar("rlfactory_validating", default=None)
 
 
 class SharedLoopWorker:

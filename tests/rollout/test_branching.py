@@ -19,7 +19,7 @@ from rlfactory_plugins.errors import ConfigError
 from rlfactory_plugins.rollout.branching import BranchCoordinator, prefix_digest, turn_entropy
 from rlfactory_plugins.verl.advantage_context import BRANCH_KEY, branches_of
 from rlfactory_plugins.verl.branch_credit import Branch, branch_grpo_advantages
-from rlfactory_plugins.verl.worker import VALIDATING
+from rlfactory_plugins.verl.branch_setup import VALIDATING
 from tests.helpers.rollout import make_agent_loop, run_loop, section, traj_of
 
 pytestmark = pytest.mark.timeout(60)
