@@ -4,7 +4,8 @@ Every check runs the real thing: the pack is found through its installed ``rlfac
 entry point, loaded by :func:`rlfactory_plugins.plugins.load_plugins`, and called through
 a real :class:`~rlfactory_plugins.tools.manager.ToolManager` (tools) or ``ascore``
 (rewards). Naming conventions: distribution ``rlfactory-tool-<x>`` (or
-``rlfactory-reward-<x>``), module ``rlfactory_tool_<x>``, entry-point name ``<x>``.
+``rlfactory-reward-<x>``, or ``rlfactory-env-<x>`` for tools that come with an environment: set
+``family = "env"``), module ``rlfactory_tool_<x>``, entry-point name ``<x>``.
 """
 
 from __future__ import annotations
@@ -51,7 +52,10 @@ class _PackTests:
     entry_point: ClassVar[str | None] = None
     """the ``rlfactory`` entry-point name; defaults to the tool / reward name"""
     distribution: ClassVar[str | None] = None
-    """defaults to ``rlfactory-<kind>-<entry_point>``"""
+    """defaults to ``rlfactory-<family>-<entry_point>``"""
+    family: ClassVar[str | None] = None
+    """the naming family: ``tool``/``reward`` (the kind, by default) or ``env`` for a pack whose
+    tools come with an environment (``rlfactory-env-<x>``, module ``rlfactory_env_<x>``)"""
 
     def _name(self) -> str:
         raise NotImplementedError
@@ -59,8 +63,11 @@ class _PackTests:
     def _ep_name(self) -> str:
         return self.entry_point or self._name()
 
+    def _family(self) -> str:
+        return self.family or self.kind
+
     def _dist_name(self) -> str:
-        return self.distribution or f"rlfactory-{self.kind}-{self._ep_name()}"
+        return self.distribution or f"rlfactory-{self._family()}-{self._ep_name()}"
 
     def _entry_point(self) -> metadata.EntryPoint:
         eps = metadata.entry_points(group=ENTRY_POINT_GROUP, name=self._ep_name())
@@ -87,11 +94,12 @@ class _PackTests:
         ep = self._entry_point()
         x = ep.name
         assert re.fullmatch(r"[a-z0-9][a-z0-9_-]*", x), f"entry-point name {x!r}: use lower case, digits, '-', '_'"
-        assert _normalize(self._dist_name()) == f"rlfactory-{self.kind}-{_normalize(x)}", (
-            f"distribution {self._dist_name()!r} should be named 'rlfactory-{self.kind}-{x}'"
+        family = self._family()
+        assert _normalize(self._dist_name()) == f"rlfactory-{family}-{_normalize(x)}", (
+            f"distribution {self._dist_name()!r} should be named 'rlfactory-{family}-{x}'"
         )
         module = ep.value.split(":")[0].split(".")[0]
-        expected = f"rlfactory_{self.kind}_{x.replace('-', '_')}"
+        expected = f"rlfactory_{family}_{x.replace('-', '_')}"
         assert module == expected, f"entry point {x!r} points to module {module!r}; name the module {expected!r}"
 
     def _registered(self, registry: Registry, table: dict[str, Registered[Any]]) -> Registered[Any]:

@@ -1,9 +1,9 @@
 """rlfactory environment pack ``bfcl``: BFCL v4 multi-turn (the Berkeley Function Calling Leaderboard's
 executable API classes, from the installed ``bfcl-eval``) as stateful tools, an environment and rewards.
 
-- tools: every function of the eight multi-turn classes, named ``Class.method``
-  (``GorillaFileSystem.cd``, ``TradingBot.place_order``...), one ``bfcl`` session per trajectory;
-  enable them with ``rlfactory.tools: ["GorillaFileSystem.*", "MathAPI.*", ...]`` or ``["*.*"]``.
+- tools: every function of the eight multi-turn classes, named ``Class_method``
+  (``GorillaFileSystem_cd``, ``TradingBot_place_order``...), one ``bfcl`` session per trajectory;
+  enable them with ``rlfactory.tools: ["GorillaFileSystem_*", "MathAPI_*", ...]`` or ``["*_*"]``.
 - environment ``bfcl``: the row's BFCL entry (``extra_info.bfcl_entry``) as user turns, withheld
   functions revealed on their turn, the state after each turn recorded.
 - rewards ``bfcl_state_response`` (BFCL's accuracy) and ``bfcl_partial`` (dense credit).

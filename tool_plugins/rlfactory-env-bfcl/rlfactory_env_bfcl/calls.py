@@ -26,13 +26,18 @@ from rlfactory_plugins.tools.validation import InvalidArguments
 
 from rlfactory_env_bfcl.backend import CLASSES, function_docs
 
-__all__ = ["build_call", "check_value", "method_names", "parse_call"]
+__all__ = ["build_call", "check_value", "method_names", "parse_call", "qualified"]
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DUNDER = re.compile(r"__[A-Za-z_]\w*")
 _ATTRIBUTE_CALL = re.compile(r"\.\s*[A-Za-z_]\w*\s*\(")
 _RISKY_BUILTINS = ("eval", "exec", "compile", "open", "getattr", "setattr", "delattr", "globals", "locals", "vars",
                    "input", "breakpoint", "help")
+
+
+def qualified(class_name: str, method: str) -> str:
+    """The tool name of a BFCL function: ``GorillaFileSystem_cd`` (class names have no ``_``)."""
+    return f"{class_name}_{method}"
 
 
 @cache
@@ -107,7 +112,7 @@ def _signature(class_name: str, method: str) -> inspect.Signature:
 
 def parse_call(text: str, classes: list[str]) -> tuple[str, dict[str, Any]]:
     """A BFCL call string (a ground-truth answer: ``sort('a.txt')``, ``cd(folder='x')``) as the JSON call a
-    model would make: the qualified tool name (``GorillaFileSystem.sort``) and named arguments."""
+    model would make: the qualified tool name (``GorillaFileSystem_sort``) and named arguments."""
     tree = ast.parse(text.strip(), mode="eval").body
     if not isinstance(tree, ast.Call) or not isinstance(tree.func, ast.Name):
         raise ValueError(f"{text!r} is not a call of a bare method name")
@@ -118,4 +123,4 @@ def parse_call(text: str, classes: list[str]) -> tuple[str, dict[str, Any]]:
     params = [p for p in _signature(owner, method).parameters if p != "self"]
     arguments = {params[i]: ast.literal_eval(arg) for i, arg in enumerate(tree.args)}
     arguments.update({k.arg: ast.literal_eval(k.value) for k in tree.keywords if k.arg is not None})
-    return f"{owner}.{method}", arguments
+    return qualified(owner, method), arguments

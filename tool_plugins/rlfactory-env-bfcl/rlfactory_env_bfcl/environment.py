@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from rlfactory_plugins.environments import Environment, EnvTurn
 
-from rlfactory_env_bfcl.backend import REVEAL_PROMPT
+from rlfactory_env_bfcl.backend import REVEAL_PROMPT, function_docs
+from rlfactory_env_bfcl.calls import qualified
 from rlfactory_env_bfcl.episode import Entry, Episode, Episodes
-from rlfactory_env_bfcl.tools import qualified, tool_schema
+from rlfactory_env_bfcl.tools import tool_schema
 
 if TYPE_CHECKING:
     from rlfactory_plugins.tools.session import SessionContext
@@ -33,8 +34,6 @@ def question_text(messages: list[dict[str, Any]]) -> str:
 
 def revealed(entry: Entry, turn: int) -> list[tuple[str, dict[str, Any]]]:
     """``(class, doc)`` of the functions a miss_func entry reveals at user turn ``turn`` (BFCL's order)."""
-    from rlfactory_env_bfcl.backend import function_docs
-
     out = []
     for name in entry.missed_function.get(str(turn), []):
         found = next(((c, d) for c in entry.involved_classes for d in function_docs(c) if d["name"] == name), None)

@@ -1,5 +1,6 @@
-"""BFCL's API functions as rlfactory stateful tools: one tool per function, named ``Class.method``
-(BFCL's own ``path`` notation, so ``cd`` or ``add`` never clash with another pack's tools), all in
+"""BFCL's API functions as rlfactory stateful tools: one tool per function, named ``Class_method``
+(BFCL's ``Class.method`` path with the ``_`` BFCL itself uses for OpenAI-compatible function names,
+so ``cd`` or ``add`` never clash with another pack's tools), all in
 one session group (``bfcl``): a trajectory's calls run on the instances of its row's entry, held by
 the ``bfcl`` environment's episode for that trajectory.
 
@@ -20,7 +21,7 @@ from rlfactory_plugins.tools.session import SessionContext, StatefulTool
 from rlfactory_plugins.tools.validation import InvalidArguments
 
 from rlfactory_env_bfcl.backend import CLASSES, function_docs
-from rlfactory_env_bfcl.calls import build_call
+from rlfactory_env_bfcl.calls import build_call, qualified
 
 if TYPE_CHECKING:
     from rlfactory_env_bfcl.environment import BFCLEnvironment
@@ -31,10 +32,6 @@ __all__ = ["GROUP", "BFCLTool", "convert_schema", "qualified", "tool_schema", "t
 #: the session group of every BFCL tool (one session per trajectory: its episode)
 GROUP = "bfcl"
 _TYPES = {"dict": "object", "float": "number", "tuple": "array"}
-
-
-def qualified(class_name: str, method: str) -> str:
-    return f"{class_name}.{method}"
 
 
 def convert_schema(schema: dict[str, Any]) -> dict[str, Any]:
