@@ -32,7 +32,9 @@ from rlfactory_plugins.rollout.tokens import ResponseTokens  # noqa: E402
 from rlfactory_plugins.verl.rows import loop_output, row_settings, trajectory_from_row, trajectory_key  # noqa: E402
 from rlfactory_plugins.verl.section import section_config  # noqa: E402
 from rlfactory_plugins.verl.turn_rewards import TurnRewardOutput, wanted  # noqa: E402
-from rlfactory_plugins.verl.verl_tools import wrap_verl_tools  # noqa: E402
+# the module, not the name: importing verl_tools first imports verl, whose plugin entry point
+# registers this agent loop while verl_tools is still half-initialised (check-config does that)
+from rlfactory_plugins.verl import verl_tools  # noqa: E402
 
 AGENT_LOOP_NAME = "rlfactory_agent"
 logger = logging.getLogger("rlfactory")
@@ -50,7 +52,7 @@ class RLFactoryAgentLoop(AgentLoopBase):
         super().__init__(*args, **kwargs)
         # verl's own tools, loaded once per worker from multi_turn.tool_config_path / function_tool_path,
         # join rlfactory's tool manager (BaseTool -> one instance per trajectory, @function_tool -> stateless)
-        self.verl_tools = wrap_verl_tools(getattr(tools, "tools", None) or ())
+        self.verl_tools = verl_tools.wrap_verl_tools(getattr(tools, "tools", None) or ())
         self.rlf_config = section_config(self.config.get("rlfactory"))
         self.response_length = int(self.rollout_config.response_length)
         self.budget = response_budget(self.rlf_config, self.response_length)  # the check check-config runs too

@@ -211,3 +211,21 @@ async def test_perturbed_replay_is_rejected_by_bfcl_and_rlfactory_alike(tokenize
     assert len(accepted) <= 10
     assert all(score == float(ours) for ours, _, score in found.values())
     assert backend.leftover_instances() == 0 and len(ENVIRONMENT.episodes) == 0
+
+
+async def test_evaluate_scores_dumped_trajectories_in_bfcls_terms(tokenizer, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    base = backend.load_entries("multi_turn_base")[:6]
+    miss = backend.load_entries("multi_turn_miss_func")[:4]
+    dumps = [await replay(e, ground_truth(e), tokenizer) for e in base]
+    dumps += [await replay(e, perturbed(e) if i % 2 else ground_truth(e), tokenizer) for i, e in enumerate(miss)]
+    (tmp_path / "step_00001.1.jsonl").write_text("".join(t.model_dump_json() + "\n" for t in dumps))
+    script = Path(__file__).resolve().parents[3] / "examples" / "bfcl" / "evaluate.py"
+    out = subprocess.run([sys.executable, str(script), str(tmp_path), "--json"], capture_output=True, text=True,
+                         check=True).stdout
+    report = json.loads(out)
+    assert report["accuracy"] == {"multi_turn_base": 1.0, "multi_turn_miss_func": 0.5}
+    assert report["multi_turn_overall"] == 0.75 and sum(report["error_types"].values()) == 2
