@@ -20,6 +20,25 @@ class ToolEntry(BaseModel):
     ray_actor: bool = Field(default=False, description="serve this tool from one shared Ray actor")
 
 
+class ImageLimits(BaseModel):
+    """Limits on the images tools return (``rlfactory.tool_manager.images``); over one is a ``tool_error``.
+
+    Pixels are width x height of the decoded image, bytes its encoded size (PNG, JPEG, ...).
+    Per-trajectory limits count the images of every ``ok`` call of one trajectory; they hold
+    for rows whose calls run in a trajectory's sessions (rows with a stateful tool, such as the
+    image pack's), per-call limits hold for every call.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_per_call: int = Field(default=4, ge=0, description="images one call may return (0: tools may return none)")
+    max_pixels_per_call: int = Field(default=16_777_216, ge=1, description="pixels of one call's images together")
+    max_bytes_per_call: int = Field(default=16_777_216, ge=1, description="encoded bytes of one call's images")
+    max_per_trajectory: int = Field(default=16, ge=0, description="images of one trajectory's calls together")
+    max_pixels_per_trajectory: int = Field(default=67_108_864, ge=1)
+    max_bytes_per_trajectory: int = Field(default=67_108_864, ge=1)
+
+
 class ToolManagerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -42,3 +61,4 @@ class ToolManagerConfig(BaseModel):
     max_state_chars: int = Field(
         default=65536, ge=2, description='a final tool state whose JSON is longer becomes {"_truncated": true, ...}'
     )
+    images: ImageLimits = Field(default_factory=ImageLimits, description="limits on the images tools return")

@@ -6,9 +6,9 @@ import inspect
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from enum import Enum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SerializerFunctionWrapHandler, model_serializer
 
 from rlfactory_plugins.errors import PluginError
 from rlfactory_plugins.pluggable import Pluggable, check_name, parameters_model
@@ -53,6 +53,56 @@ class ToolCrashed(ToolError):
     """The tool's backend died mid-call (status ``crashed``), e.g. an MCP server process."""
 
 
+class ImageRef(BaseModel):
+    """One image a tool returned, decoded and checked (:mod:`rlfactory_plugins.tools.images`).
+
+    The encoded bytes stay in memory for the rollout (:attr:`data`) but are never serialised:
+    a dump or a Ray hop of the JSON carries this reference (size, type, content hash), and
+    trajectory dumps write the bytes once to ``images/<sha256>.<ext>`` beside them.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    mime_type: str
+    """Of the decoded image (``image/png``), whatever the tool or server declared."""
+    width: int
+    height: int
+    nbytes: int
+    """Encoded size in bytes."""
+    sha256: str
+    """Hex SHA-256 of the encoded bytes: the reference dumps keep."""
+    source: Literal["pil", "bytes", "path", "mcp"]
+    """What the tool returned: a PIL image (encoded as PNG), encoded bytes, a file path, MCP ``ImageContent``."""
+    uri: str | None = None
+    """The file a ``path`` image was read from."""
+    _data: bytes | None = PrivateAttr(default=None)
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    @property
+    def format(self) -> str:
+        """``png``, ``jpeg``, ...: the mime subtype."""
+        return self.mime_type.split("/", 1)[-1]
+
+    @property
+    def filename(self) -> str:
+        """Where a trajectory dump writes the bytes, relative to its directory's ``images/``."""
+        return f"{self.sha256}.{self.format}"
+
+    @property
+    def data(self) -> bytes:
+        """The encoded bytes. Raises ``LookupError`` for a reference read back from a dump."""
+        if self._data is None:
+            raise LookupError(f"image {self.sha256[:12]} holds no bytes (read from a dump: open images/{self.filename})")
+        return self._data
+
+    def text(self) -> str:
+        """What a text-only model reads in place of the image: ``[image 640x480 png]``."""
+        return f"[image {self.width}x{self.height} {self.format}]"
+
+
 class ToolResult(BaseModel):
     """Outcome of one tool call, as rewards and trajectory dumps see it."""
 
@@ -65,13 +115,22 @@ class ToolResult(BaseModel):
     attempts: int = 1
     cached: bool = False
     truncated: bool = False
+    images: list[ImageRef] = Field(default_factory=list)
+    """Images of an ``ok`` call, in order; ``output`` holds each one's :meth:`ImageRef.text` where it came."""
+
+    @model_serializer(mode="wrap")
+    def _omit_no_images(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if not self.images and isinstance(data, dict):  # text results dump exactly as before images existed
+            data.pop("images", None)
+        return data
 
     @property
     def ok(self) -> bool:
         return self.status is ToolStatus.ok
 
     def render(self) -> str:
-        """The observation text the model sees for this call."""
+        """The observation text the model sees for this call (images as their :meth:`ImageRef.text`)."""
         if self.ok:
             return self.output
         return f"[{self.status.value}] {self.name}: {self.error or 'failed'}"

@@ -13,7 +13,11 @@ Every call goes through the same steps, and every problem becomes a typed
    the abandoned thread finishes in the background and its result is dropped);
 6. retries with exponential backoff (tenacity) for :class:`TransientToolError` only, all
    attempts within the one timeout;
-7. the output rendered to text and cut to ``max_output_chars`` with a visible marker.
+7. the output rendered to text and cut to ``max_output_chars`` with a visible marker; images a
+   tool returned are decoded, checked against ``tool_manager.images`` and kept typed on
+   ``ToolResult.images`` (:mod:`~rlfactory_plugins.tools.images`), the text showing each one as
+   ``[image WxH fmt]``; an image that cannot be decoded or is over a limit is ``tool_error``.
+   A trajectory's per-trajectory image limits are counted over the calls made with its ``sessions``.
 
 Stateful tools (:class:`~rlfactory_plugins.tools.session.StatefulTool`) called with a trajectory's
 ``sessions`` run inside that trajectory's session. The session opens on the first call, before
@@ -35,6 +39,7 @@ import difflib
 import json
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -55,6 +60,7 @@ from rlfactory_plugins.tools.base import (
     render_output,
 )
 from rlfactory_plugins.tools.binding import config_entries, external_sources, registry_tools
+from rlfactory_plugins.tools.images import ImageBudget, ImageError, has_images, image_output
 from rlfactory_plugins.tools.metrics import ManagerMetrics
 from rlfactory_plugins.tools.session import SessionBroken, SessionRegistry, StatefulTool, TrajectorySessions
 from rlfactory_plugins.tools.validation import ArgumentValidator, InvalidArguments
@@ -117,6 +123,8 @@ class ToolManager:
         self._metrics = ManagerMetrics()
         self._sessions = SessionRegistry.from_config(config)
         self._in_flight = 0
+        # per-trajectory image counts, keyed on the trajectory's sessions (gone with them)
+        self._image_budgets: weakref.WeakKeyDictionary[TrajectorySessions, ImageBudget] = weakref.WeakKeyDictionary()
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._closed = False
 
@@ -233,7 +241,8 @@ class ToolManager:
                 )
         key = cache_key(name, args) if slot.cache else None
         if key is not None and (hit := self._cache.get(key)) is not None:
-            return self._done(hit.model_copy(update={"arguments": shown_args, "cached": True}), start)
+            hit = hit.model_copy(update={"arguments": shown_args, "cached": True})
+            return self._done(self._charge_images(hit, sessions), start)
         async with self._global, (slot.limit or contextlib.nullcontext()):
             self._in_flight += 1
             self._metrics.max_in_flight = max(self._metrics.max_in_flight, self._in_flight)
@@ -247,7 +256,21 @@ class ToolManager:
         result.arguments = shown_args
         if key is not None and result.ok:
             self._cache[key] = result
-        return self._done(result, start)
+        return self._done(self._charge_images(result, sessions), start)
+
+    def _charge_images(self, result: ToolResult, sessions: TrajectorySessions | None) -> ToolResult:
+        """Count an ok result's images against its trajectory's limits; over one, it becomes ``tool_error``."""
+        if not result.images or sessions is None:
+            return result
+        budget = self._image_budgets.get(sessions)
+        if budget is None:
+            budget = self._image_budgets[sessions] = ImageBudget(self.config.images)
+        try:
+            budget.charge(result.images)
+        except ImageError as e:
+            return result.model_copy(update={"status": ToolStatus.tool_error, "output": "", "images": [],
+                                             "error": str(e), "truncated": False})
+        return result
 
     async def call_many(
         self,
@@ -314,9 +337,13 @@ class ToolManager:
             task.add_done_callback(_drop_result)  # may never finish (hung thread, swallowed cancel)
             abandoned = f"no result within {slot.timeout:g}s; the call was abandoned"
             return ToolResult(name=name, status=ToolStatus.timeout, error=abandoned, attempts=max(attempts, 1))
-        status, output, error = ToolStatus.ok, "", None
+        status, output, error, images, cut = ToolStatus.ok, "", None, [], False
         try:
-            output = render_output(task.result())
+            value = task.result()
+            if has_images(value):  # decoding is CPU work: off the event loop
+                output, images, cut = await asyncio.to_thread(image_output, value, self.config.images, limit)
+            else:
+                output, cut = truncate(render_output(value), limit)
         except ToolCrashed as e:
             status, error = ToolStatus.crashed, str(e) or "the tool's backend died"
             if sessions is not None:
@@ -330,10 +357,10 @@ class ToolManager:
         except Exception as e:  # a bug in the tool: recorded, shown to the model, never raised
             logger.debug("tool %r raised", name, exc_info=True)
             status, error = ToolStatus.tool_error, f"{type(e).__name__}: {e}"
-        output, cut = truncate(output, limit)
         if error is not None:
             error, _ = truncate(error, limit)
-        return ToolResult(name=name, status=status, output=output, error=error, attempts=attempts, truncated=cut)
+        return ToolResult(name=name, status=status, output=output, error=error, attempts=attempts, truncated=cut,
+                          images=images)
 
     # -- metrics and lifecycle -------------------------------------------------------------
     def metrics(self) -> dict[str, float]:

@@ -5,7 +5,9 @@
 - Tools are discovered with ``list_tools`` and exposed under their own names, or
   ``prefix + name`` when the server sets ``prefix``.
 - Results are rendered to text: text blocks joined, ``structuredContent`` as JSON when
-  there is no text, images/audio/blobs as placeholders, ``isError`` as ``tool_error``.
+  there is no text, audio/blobs as placeholders, ``isError`` as ``tool_error``. ``ImageContent``
+  blocks of a successful call are decoded into ``ToolResult.images`` by the manager
+  (:mod:`~rlfactory_plugins.tools.images`), in place in the text as ``[image WxH fmt]``.
 - ``env``/``headers`` values are redacted from every error, log line and output.
 - Every process a server started is gone after :meth:`MCPServers.aclose` (the launcher, then a
   sweep by the servers' marker).
@@ -22,6 +24,7 @@ import json
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +35,7 @@ from rlfactory_plugins.tools.base import Tool, ToolError, ToolSpec
 from rlfactory_plugins.tools.mcp_config import MCPConfig, load_mcp_config
 from rlfactory_plugins.tools.mcp_connection import MCPConnection, _live_markers, kill_marked
 
-__all__ = ["MCPConnection", "MCPServers", "MCPTool", "call_remote", "remote_spec", "render_result"]
+__all__ = ["MCPConnection", "MCPServers", "MCPTool", "call_remote", "remote_spec", "render_result", "result_parts"]
 
 logger = logging.getLogger("rlfactory.mcp")
 
@@ -84,17 +87,35 @@ class MCPTool(Tool):
         self.timeout = connection.config.timeout
         self.max_concurrency = connection.config.max_concurrency
 
-    async def acall(self, arguments: dict[str, Any]) -> str:
+    async def acall(self, arguments: dict[str, Any]) -> str | list[str | types.ImageContent]:
         return await call_remote(self.connection, self.remote_name, arguments)
 
 
-async def call_remote(connection: MCPConnection, remote_name: str, arguments: dict[str, Any]) -> str:
-    """Call one tool of ``connection`` and render its result (``isError`` raises :class:`ToolError`)."""
+def result_parts(result: types.CallToolResult, redact: Callable[[str], str]) -> list[str | types.ImageContent]:
+    """A successful result with images: its blocks in order, images as they are, the rest as redacted text."""
+    parts: list[str | types.ImageContent] = []
+    has_text = any(isinstance(b, types.TextContent | types.EmbeddedResource) for b in result.content)
+    if result.structured_content is not None and not has_text:
+        parts.append(redact(json.dumps(result.structured_content, ensure_ascii=False, default=str)))
+    for block in result.content:
+        parts.append(block if isinstance(block, types.ImageContent) else redact(render_block(block)))
+    return parts
+
+
+async def call_remote(
+    connection: MCPConnection, remote_name: str, arguments: dict[str, Any]
+) -> str | list[str | types.ImageContent]:
+    """Call one tool of ``connection`` and render its result (``isError`` raises :class:`ToolError`).
+
+    Text, or, when the result has ``ImageContent``, its parts in order for the manager to decode.
+    """
     result = await connection.call_tool(remote_name, arguments)
-    text = connection.redact(render_result(result))
     if result.is_error:
+        text = connection.redact(render_result(result))
         raise ToolError(text or "the MCP tool reported an error")
-    return text
+    if any(isinstance(b, types.ImageContent) for b in result.content):
+        return result_parts(result, connection.redact)
+    return connection.redact(render_result(result))
 
 
 class MCPServers:

@@ -142,7 +142,7 @@ class MCPSessionTool(StatefulTool):
     async def open_session(self, ctx: SessionContext) -> MCPSession:
         return await self.server.open(ctx.key)
 
-    async def acall_in(self, session: MCPSession, arguments: dict[str, Any]) -> str:
+    async def acall_in(self, session: MCPSession, arguments: dict[str, Any]) -> str | list[str | types.ImageContent]:
         if session.closed:
             raise ToolCrashed(f"MCP server {self.server.name!r}: the session of trajectory {session.key!r} is closed")
         return await call_remote(session.connection, self.remote_name, arguments)

@@ -45,7 +45,9 @@ async def test_stdio_server_tools_results_and_redaction(servers_file, no_orphans
             ("add", {"a": "two", "b": 3}), ("env", {"name": "API_KEY"}),
         ])
         assert (add.status, add.output) == (ToolStatus.ok, "5")
-        assert image.output == "[image: image/png, 18 bytes]"
+        # the demo "picture" is a PNG signature and ten zero bytes: an image that cannot be decoded
+        assert image.status is ToolStatus.tool_error and image.images == []
+        assert image.error.startswith("cannot decode the mcp image (18 bytes, starting 89504e470d0a1a0a)")
         assert failed.status is ToolStatus.tool_error
         assert bad.status is ToolStatus.invalid_args and "'two' is not of type 'integer'" in bad.error
         assert leak.ok and leak.output == "***"
