@@ -12,7 +12,7 @@ from rlfactory_plugins.plugins import load_plugins
 def plugins_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the machine-readable document"),
 ) -> None:
-    """List installed plugins: distribution, version, and the tools/rewards/parsers each registers.
+    """List installed plugins: distribution, version, and the tools/rewards/parsers/environments each registers.
 
     Exits 1 when a plugin failed to load (with --json too), like ``rlfactory doctor``.
     """
@@ -24,8 +24,8 @@ def plugins_cmd(
     for row in doc["plugins"]:
         dist = f"{row['distribution']} {row['version'] or ''}".strip() if row["distribution"] else "(local)"
         typer.echo(f"{row['name']}  [{dist}]")
-        for kind in ("tools", "rewards", "parsers"):
-            if row[kind]:
+        for kind in ("tools", "rewards", "parsers", "environments"):
+            if row.get(kind):
                 typer.echo(f"    {kind}: {', '.join(row[kind])}")
     for err in doc["errors"]:
         typer.secho(f"ERROR {err['plugin']}: {err['error']}", fg=typer.colors.RED, err=True)
