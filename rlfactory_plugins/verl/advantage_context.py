@@ -79,6 +79,12 @@ class AdvantageContext:
         from rlfactory_plugins.verl.section import section_of
 
         branches = branches_of(list(batch.keys), fetch_records(batch)) if estimator == BRANCH_GRPO else None
+        if branches is not None:  # in verl's logger: how many of the step's samples were attributed as branches
+            forked = [b for b in branches if b.parent is not None]
+            metrics["rlfactory/credit/branched_samples"] = float(len(forked))
+            metrics["rlfactory/credit/shared_prefix_tokens/mean"] = (
+                sum(b.prefix for b in forked) / len(forked) if forked else 0.0
+            )
         with batch_context(section_of(config).credit, branches):
             return super()._compute_advantage(batch, metrics, *args, **kwargs)  # type: ignore[misc]
 

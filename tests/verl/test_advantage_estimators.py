@@ -322,8 +322,11 @@ def test_the_advantage_step_runs_inside_the_batchs_context_for_rlfactorys_estima
     monkeypatch.setattr(advantage_context, "fetch_records", lambda batch: records)
     batch = SimpleNamespace(keys=["u_0_0", "u_1_0"])
     trainer = Trainer(estimator)
-    assert trainer._compute_advantage(batch, metrics={}) is batch
+    metrics: dict[str, float] = {}
+    assert trainer._compute_advantage(batch, metrics=metrics) is batch
     assert trainer.seen == (CreditConfig(turn_weight=0.5), branches)
+    expected = {"rlfactory/credit/branched_samples": 1.0, "rlfactory/credit/shared_prefix_tokens/mean": 3.0}
+    assert metrics == (expected if branches else {})
     assert estimators._options.get() is None and estimators._branches.get() is None
 
 
