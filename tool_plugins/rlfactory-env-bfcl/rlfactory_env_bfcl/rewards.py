@@ -11,7 +11,8 @@ truth's results of the turn must all be among the model's results so far (BFCL's
 
 Two reward parts read it:
 
-- ``bfcl_state_response``: 1.0 when the verdict is valid, else 0.0 (BFCL's accuracy);
+- ``bfcl_state_response``: 1.0 when the verdict is valid, else 0.0 (BFCL's accuracy); with
+  ``checker: bfcl`` the verdict is BFCL's ``multi_turn_checker`` re-executing the recorded calls;
 - ``bfcl_partial``: a dense signal for training, the mean over the ground truth's non-empty turns
   of ``state_weight * state_ok + (1 - state_weight) * (share of that turn's ground-truth results
   found among the model's results so far)``, 0 for a turn without calls or not completed (a user
@@ -25,7 +26,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from rlfactory_plugins.rewards import RewardOutput, reward
 from rlfactory_plugins.trajectory import Trajectory
@@ -141,16 +142,26 @@ def _inputs(trajectory: Trajectory) -> tuple[dict[str, Any], list[list[str]], En
 
 
 @reward
-def bfcl_state_response(trajectory: Trajectory) -> RewardOutput:
-    """1.0 when BFCL's multi-turn check (state after each turn, and responses) passes, else 0.0."""
+def bfcl_state_response(trajectory: Trajectory, checker: Literal["record", "bfcl"] = "record") -> RewardOutput:
+    """1.0 when BFCL's multi-turn check (state after each turn, and responses) passes, else 0.0.
+
+    ``checker="record"`` (default) judges the states the rollout's own instances had after each
+    turn (:func:`verdict`); ``"bfcl"`` has BFCL's ``multi_turn_checker`` re-execute the recorded calls
+    from the initial state (:func:`reference_verdict`). They agree on every replayed entry (the
+    pack's tests); the second costs a re-execution per trajectory."""
     found = _inputs(trajectory)
     if isinstance(found, str):
         return RewardOutput(score=0.0, info={"bfcl_error": found})
-    result = verdict(*found)
-    info: dict[str, Any] = {"bfcl_valid": float(result.valid)}
-    if result.error_type:
-        info["bfcl_error_type"] = result.error_type
-    return RewardOutput(score=float(result.valid), info=info)
+    if checker == "bfcl":
+        reference = reference_verdict(*found)
+        valid, error_type = bool(reference["valid"]), reference.get("error_type")
+    else:
+        result = verdict(*found)
+        valid, error_type = result.valid, result.error_type
+    info: dict[str, Any] = {"bfcl_valid": float(valid)}
+    if error_type:
+        info["bfcl_error_type"] = error_type
+    return RewardOutput(score=float(valid), info=info)
 
 
 @reward

@@ -106,6 +106,7 @@ async def replay(entry: dict[str, Any], turns: list[list[str]], tokenizer) -> Tr
 async def verdicts(entries: list[dict[str, Any]], turns_of, tokenizer) -> dict[str, tuple[bool, bool, float]]:
     """entry id -> (rlfactory's verdict, BFCL's verdict, the reward), replaying ``turns_of(entry)``."""
     reward = bfcl_state_response.bind(None)
+    bfcl_reexecuting = bfcl_state_response.bind({"checker": "bfcl"})
     out: dict[str, tuple[bool, bool, float]] = {}
     for start in range(0, len(entries), 25):
         chunk = entries[start : start + 25]
@@ -115,7 +116,9 @@ async def verdicts(entries: list[dict[str, Any]], turns_of, tokenizer) -> dict[s
             parsed = Entry.model_validate(entry)
             ours = verdict(traj.env_state, entry["ground_truth"], parsed).valid
             theirs = reference_verdict(traj.env_state, entry["ground_truth"], parsed)["valid"]
-            out[entry["id"]] = (ours, theirs, (await reward.ascore(traj)).score)
+            score = (await reward.ascore(traj)).score
+            assert (await bfcl_reexecuting.ascore(traj)).score == float(theirs)
+            out[entry["id"]] = (ours, theirs, score)
     return out
 
 

@@ -51,7 +51,7 @@ class TestStateResponse(RewardPackTests):
     reward_name = "bfcl_state_response"
     trajectory = replayed_trajectory()
     expected_score = 1.0
-    invalid_options = {"state_weight": 0.5}
+    invalid_options = {"checker": "mine"}
 
 
 class TestPartial(RewardPackTests):
