@@ -26,7 +26,9 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
 
 from rlfactory_plugins.rewards import RewardOutput, reward
 from rlfactory_plugins.trajectory import Trajectory
@@ -165,11 +167,9 @@ def bfcl_state_response(trajectory: Trajectory, checker: Literal["record", "bfcl
 
 
 @reward
-def bfcl_partial(trajectory: Trajectory, state_weight: float = 0.5) -> RewardOutput:
+def bfcl_partial(trajectory: Trajectory, state_weight: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5) -> RewardOutput:
     """Dense credit: per non-empty ground-truth turn, ``state_weight`` for the state and the rest for the
     share of its results found; averaged over those turns (see the module docstring)."""
-    if not 0.0 <= state_weight <= 1.0:
-        raise ValueError(f"bfcl_partial: state_weight={state_weight} must be within [0, 1]")
     found = _inputs(trajectory)
     if isinstance(found, str):
         return RewardOutput(score=0.0, info={"bfcl_error": found})
