@@ -241,9 +241,12 @@ class Slot:
         return Brancher(config, self.group, self.session, fork)
 
     def leave(self) -> None:
-        if self.waiting is not None and not self.waiting.done():
-            self.waiting.cancel()  # ended before a fork came (a row error, a cancelled task)
-        self.coordinator.leave(self.uid, self.group, self.counted)
+        waiting = self.waiting
+        if waiting is not None and not waiting.done():
+            waiting.cancel()  # ended before a fork came (a row error, a cancelled task)
+        # handed a fork (or released) but cancelled before it resumed: the group counted it in all the same
+        handed = waiting is not None and waiting.done() and not waiting.cancelled()
+        self.coordinator.leave(self.uid, self.group, self.counted or handed)
 
 
 class Brancher:

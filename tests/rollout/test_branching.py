@@ -285,3 +285,18 @@ async def test_step_metrics_count_each_tool_call_where_it_ran(lookup, tokenizer)
     assert metrics["tool/lookup/calls"] == 2.0 == len(lookup.calls)
     assert metrics["rollout/calls/mean"] == 1.0  # every trajectory's response holds one call
     assert metrics["rollout/branch/branched/mean"] == 0.5 and metrics["rollout/branch/forks/mean"] == 0.5
+
+
+async def test_a_waiter_cancelled_after_its_fork_came_still_counts_out():
+    coordinator = BranchCoordinator()
+    config = BranchingConfig(enabled=True, global_samples=1, max_branches=1)
+    g0, w1, w2 = (coordinator.enter("c", i, config) for i in range(3))
+    task = asyncio.ensure_future(w1.fork())
+    await asyncio.sleep(0)
+    assert g0.group.offer(lambda: "fork", 1) == ["1"]  # type: ignore[arg-type,return-value]
+    task.cancel()  # before it resumed with the fork
+    w1.leave()
+    g0.leave()  # the last trajectory that could fork: the other waiter runs from the prompt
+    assert await asyncio.wait_for(w2.fork(), 1) is None
+    w2.leave()
+    assert len(coordinator) == 0
