@@ -31,8 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import mcp_types as types
-
 from rlfactory_plugins.config.tools import ImageLimits
 from rlfactory_plugins.tools.base import ImageRef, ToolError, render_output
 
@@ -65,13 +63,20 @@ def _pil() -> Any:
     return Image
 
 
+# Neither Pillow nor mcp_types is imported for a text result (mcp_types alone is ~90 ms): a value can
+# only be a PIL image or an MCP ImageContent if its module was imported already.
 def _is_pil(value: Any) -> bool:
-    module = sys.modules.get("PIL.Image")  # not imported: the value cannot be a PIL image
+    module = sys.modules.get("PIL.Image")
     return module is not None and isinstance(value, module.Image)
 
 
+def _is_mcp(value: Any) -> bool:
+    module = sys.modules.get("mcp_types")
+    return module is not None and isinstance(value, module.ImageContent)
+
+
 def _is_image(value: Any) -> bool:
-    return isinstance(value, ToolImage | types.ImageContent) or _is_pil(value)
+    return isinstance(value, ToolImage) or _is_pil(value) or _is_mcp(value)
 
 
 def has_images(value: Any) -> bool:
@@ -108,7 +113,7 @@ def _encoded(value: Any, max_pixels: int, max_bytes: int) -> tuple[bytes, str, s
         buf = io.BytesIO()
         value.save(buf, format="PNG")
         return buf.getvalue(), "pil", None
-    if isinstance(value, types.ImageContent):
+    if _is_mcp(value):
         try:
             return base64.b64decode(value.data, validate=True), "mcp", None
         except (binascii.Error, ValueError):
