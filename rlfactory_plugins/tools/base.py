@@ -135,6 +135,24 @@ class ToolResult(BaseModel):
             return self.output
         return f"[{self.status.value}] {self.name}: {self.error or 'failed'}"
 
+    def parts(self) -> list[str | ImageRef]:
+        """The observation as text and images in order: :meth:`render` with each image's text replaced by
+        the image itself (what a vision-language model's processor takes; text-only models read :meth:`render`).
+
+        Each image is placed at the first occurrence of its :meth:`ImageRef.text` after the previous
+        one; an image whose text is not found (cut by a caller) goes last.
+        """
+        text, out, at, unplaced = self.render(), [], 0, []
+        for image in self.images if self.ok else ():
+            found = text.find(image.text(), at)
+            if found < 0:
+                unplaced.append(image)
+                continue
+            out += [text[at:found], image]
+            at = found + len(image.text())
+        out.append(text[at:])
+        return [p for p in [*out, *unplaced] if not isinstance(p, str) or p]
+
 
 class Tool(Pluggable["Tool"]):
     """A named, typed, async-callable tool.

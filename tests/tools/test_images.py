@@ -176,3 +176,17 @@ async def test_cached_images_count_against_the_trajectory_too() -> None:
         assert a.ok and b.ok and b.cached and b.images[0].data == a.images[0].data
         assert c.status is ToolStatus.tool_error and "would total 48 pixels" in c.error
         await sessions.aclose("answer")
+
+
+async def test_parts_put_each_image_where_its_text_is() -> None:
+    r = await call(["see [image 2x2 png] below:", ToolImage(png(2, 2)), "and", ToolImage(png(3, 1))])
+    assert r.output == "see [image 2x2 png] below:\n[image 2x2 png]\nand\n[image 3x1 png]"
+    # the tool's own text "[image 2x2 png]" comes first and takes the first image: order is kept, never lost
+    a, b = r.images
+    assert r.parts() == ["see ", a, " below:\n[image 2x2 png]\nand\n", b]
+    text_only = await call("no images")
+    assert text_only.parts() == ["no images"]
+    cut = r.model_copy(update={"output": "see"})
+    assert cut.parts() == ["see", a, b]  # images whose text is gone go last
+    failed = r.model_copy(update={"status": ToolStatus.tool_error, "error": "boom"})
+    assert failed.parts() == ["[tool_error] shot: boom"]
