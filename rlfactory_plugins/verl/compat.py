@@ -53,6 +53,8 @@ _RB_WHY = "over-sampling drives verl's replay buffer through it"
 _VT = _PKG + "verl_tools"
 _TB, _TM = "verl.trainer.ppo.v1.trainer_base", _PKG + "training_metrics"
 _AC = _PKG + "advantage_context"
+_CE, _CKPT = "verl.checkpoint_engine.base", _PKG + "cpu.checkpoint_engine"
+_FA = "verl.experimental.fully_async_policy.fully_async_rollouter"
 
 #: verl's private (underscore) or internal names the adapter reads, overrides or patches
 PRIVATE_NAMES: tuple[VerlName, ...] = (
@@ -83,6 +85,13 @@ PRIVATE_NAMES: tuple[VerlName, ...] = (
         "verl.workers.engine_workers", "initialize_global_process_group_ray", _PATCH,
         "its by-name import is re-bound to the wrapper", if_loaded=True,
     ),
+    VerlName(
+        _FA, "FullyAsyncAgentLoopManager", _PKG + "fully_async",
+        "replaced by a subclass starting rlfactory's workers (the rollouter builds its manager by this name)",
+    ),
+    VerlName(_FA, "FullyAsyncRollouter._init_async_rollout_manager", _PKG + "fully_async", "the reader of that name"),
+    VerlName(_CE, "split_weight_chunks", _CKPT, "cuts the weights into broadcast buckets as verl's engines do"),
+    VerlName(_CE, "merge_weight_chunks", _CKPT, "rebuilds the weights from the buckets as verl's engines do"),
 )
 
 #: verl's public names the adapter uses (checked the same way; listed in docs/verl-boundary.md)
@@ -136,6 +145,9 @@ PUBLIC_NAMES: tuple[VerlName, ...] = (
     VerlName("verl.workers.rollout.base", "BaseRollout", _PKG + "cpu.rollout", "base class of HFServerAdapter"),
     VerlName("verl.workers.config", "HFModelConfig", _PKG + "cpu.rollout", "the rollout's model config"),
     VerlName("verl.workers.config", "RolloutConfig", _PKG + "cpu.rollout", "the rollout config"),
+    VerlName(_CE, "CheckpointEngine", _CKPT, "base class of the gloo checkpoint engine"),
+    VerlName(_CE, "CheckpointEngineRegistry", _CKPT, "registers it under nccl/gloo in CPU mode"),
+    VerlName(_CE, "TensorMeta", _CKPT, "a chunk's layout in a bucket"),
 )
 
 #: attributes of verl objects read at run time, which exist only on instances (not checkable at

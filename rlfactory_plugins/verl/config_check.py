@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from rlfactory_plugins.config import RLFactoryConfig
 from rlfactory_plugins.config import check as core
 from rlfactory_plugins.verl.branch_setup import check_branching
+from rlfactory_plugins.verl.fully_async_check import check_fully_async, is_fully_async
 from rlfactory_plugins.verl.section import to_plain
 from rlfactory_plugins.verl.verl_tools import load_verl_tools
 
@@ -42,6 +43,10 @@ def check_config(cfg: Any) -> RLFactoryConfig:
     plain = plain_view(cfg) if OmegaConf.is_config(cfg) else cfg
     tool_config, function_tools = (core.get_key(plain, key) for key in core.VERL_TOOL_KEYS)
     checked = core.check_config(plain, verl_tools=load_verl_tools(tool_config, function_tools))
-    if checked.rollout.branching.enabled:  # reads trainer keys the core check does not
+    if is_fully_async(cfg):  # verl's fully-async trainer: what rlfactory cannot do there
+        from rlfactory_plugins.verl.fully_async import substitution_supported
+
+        check_fully_async(cfg, checked, manager_substituted=substitution_supported())
+    elif checked.rollout.branching.enabled:  # reads trainer keys the core check does not
         check_branching(cfg, checked.rollout.branching)
     return checked

@@ -29,6 +29,7 @@ _COMPONENTS = {
     "rlfactory_plugins.verl.advantage_context": "options and branch records for rlfactory's estimators (V1)",
     "rlfactory_plugins.verl.training_metrics": "rlfactory's metrics in verl's per-step metrics (V1 trainers)",
     "rlfactory_plugins.verl.estimators": "the rlfactory_turn_grpo and rlfactory_branch_grpo advantage estimators",
+    "rlfactory_plugins.verl.fully_async": "rlfactory's agent-loop workers in verl's fully-async rollouter",
 }
 
 _failures: dict[str, str] = {}

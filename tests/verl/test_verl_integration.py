@@ -65,7 +65,8 @@ def test_agent_loop_registered_inside_ray_worker():
 
 def test_without_cpu_mode_only_rlfactory_choices_change(venv_run):
     """On a machine with an accelerator (CPU mode off), +plugins=rlfactory changes nothing of
-    verl's config but the agent loop (and its manager), the reward manager and the added rlfactory section."""
+    verl's config but the agent loop (and its manager), multi_turn.enable, the reward manager and the added
+    rlfactory section."""
     env = {"RLFACTORY_CPU": "0"}
     plain = yaml.safe_load(venv_run("python", "-m", "verl.trainer.main_ppo", "--cfg", "job", env=env, check=True).stdout)
     ours = yaml.safe_load(
@@ -76,6 +77,10 @@ def test_without_cpu_mode_only_rlfactory_choices_change(venv_run):
     manager = ours["actor_rollout_ref"]["rollout"]["agent"].pop("agent_loop_manager_class")  # not in verl's yaml
     assert manager == "rlfactory_plugins.verl.worker.AgentLoopManager"
     ours["reward"]["reward_manager"]["name"] = "naive"
+    # set so verl's fully-async trainer runs rlfactory_agent (docs/fully-async.md); the sync trainers
+    # only copy it into the batch's meta_info
+    assert ours["actor_rollout_ref"]["rollout"]["multi_turn"]["enable"] is True
+    ours["actor_rollout_ref"]["rollout"]["multi_turn"]["enable"] = False
     assert ours == plain
 
 
@@ -88,4 +93,5 @@ def test_cpu_mode_adds_the_cpu_backend_settings(venv_run):
     )
     assert cfg["actor_rollout_ref"]["actor"]["strategy"] == "fsdp2"
     assert cfg["actor_rollout_ref"]["model"]["override_config"]["attn_implementation"] == "sdpa"
-    assert cfg["ray_kwargs"]["ray_init"]["num_gpus"] == "${trainer.n_gpus_per_node}"
+    # the trainer's workers, plus the separate rollout's under the fully-async trainer (tests/verl/test_fully_async.py)
+    assert cfg["ray_kwargs"]["ray_init"]["num_gpus"] == "${rlfactory_cpu_ray_gpus:}"

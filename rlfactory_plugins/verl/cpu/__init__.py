@@ -7,11 +7,13 @@ point) in the driver and in every Ray worker.  In CPU mode it registers
 * a transformers rollout backend under ``hf`` and, in CPU mode only, also under
   ``vllm`` and ``sglang`` so the GPU launch line works unchanged
   (:mod:`rlfactory_plugins.verl.cpu.server`, :mod:`rlfactory_plugins.verl.cpu.rollout`),
+* a gloo checkpoint engine under ``nccl`` and ``gloo``, so a separate rollout (verl's fully-async
+  trainer) receives the trainer's weights (:mod:`rlfactory_plugins.verl.cpu.checkpoint_engine`),
 * the narrow verl patches in :mod:`rlfactory_plugins.verl.cpu.patches`,
 * ``VERL_ENGINE_DEVICE=cuda`` (verl registers its FSDP engine for cuda/npu only;
   FSDP2 itself runs on CPU with gloo).
 
-The OmegaConf resolvers ``rlfactory_on_cpu`` / ``rlfactory_cpu_mode`` are registered
+The OmegaConf resolvers ``rlfactory_on_cpu`` / ``rlfactory_cpu_mode`` / ``rlfactory_cpu_ray_gpus`` are registered
 in every mode (config files reference them); on a GPU host they return the GPU value.
 
 ``RLFACTORY_CPU``: ``auto`` (default) = CPU mode iff this host has no accelerator;
@@ -96,6 +98,18 @@ def _cpu_mode() -> bool:
     return bool(_active if _active is not None else cpu_mode_requested())
 
 
+def _ray_gpus(*, _root_: Any) -> int:
+    """``${rlfactory_cpu_ray_gpus:}``: the "GPU"s Ray is given in CPU mode (verl's resource pools count
+    GPUs only). The trainer's, plus, under verl's fully-async trainer (its top-level ``rollout:`` section),
+    the separate rollout's ``rollout.nnodes x rollout.n_gpus_per_node``."""
+    trainer = _root_.trainer
+    gpus = int(trainer.n_gpus_per_node) * int(trainer.get("nnodes", 1) or 1)
+    rollout = _root_.get("rollout") if "async_training" in _root_ else None
+    if rollout is not None:
+        gpus += int(rollout.nnodes) * int(rollout.n_gpus_per_node)
+    return gpus
+
+
 def register_resolvers() -> None:
     global _resolvers_registered
     if _resolvers_registered:
@@ -104,6 +118,7 @@ def register_resolvers() -> None:
 
     OmegaConf.register_new_resolver("rlfactory_on_cpu", _on_cpu, replace=True)
     OmegaConf.register_new_resolver("rlfactory_cpu_mode", _cpu_mode, replace=True)
+    OmegaConf.register_new_resolver("rlfactory_cpu_ray_gpus", _ray_gpus, replace=True)
     _resolvers_registered = True
 
 
@@ -160,6 +175,12 @@ def _register_rollout() -> None:
         RolloutReplicaRegistry.register(name, _replica_loader(name))
 
 
+def _register_checkpoint_engine() -> None:
+    from rlfactory_plugins.verl.cpu import checkpoint_engine
+
+    checkpoint_engine.register()
+
+
 def activate() -> bool:
     """Turn CPU mode on if requested (see module doc); idempotent. Returns whether it is on."""
     global _active
@@ -187,5 +208,6 @@ def activate() -> bool:
         _register_platform()
         patches.patch_process_group_backend()
         _register_rollout()
+        _register_checkpoint_engine()
         _active = True
         return True

@@ -7,7 +7,9 @@
   ``_ROLLOUT_REGISTRY``) that receives the trainer's weights after every update
   and ships them to the server.
 
-Only colocated ("hybrid") training is exercised by the tests.
+Colocated ("hybrid") training (verl's sync trainers) and a separate ("standalone") rollout fed by a
+checkpoint engine (the fully-async trainer; :mod:`rlfactory_plugins.verl.cpu.checkpoint_engine`) are
+exercised by the tests.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import asyncio
 import logging
 import os
 import time
-from typing import Any, Generator, Optional
+from typing import Any, AsyncIterator, Generator, Optional
 
 import ray
 import torch
@@ -133,7 +135,7 @@ class HFServerAdapter(BaseRollout):
     @torch.no_grad()
     async def update_weights(
         self,
-        weights: Generator[tuple[str, torch.Tensor], None, None],
+        weights: Generator[tuple[str, torch.Tensor], None, None] | AsyncIterator[tuple[str, torch.Tensor]],
         global_steps: Optional[int] = None,
         wire_format: str = "named_tensors",
         **kwargs: Any,
@@ -141,7 +143,8 @@ class HFServerAdapter(BaseRollout):
         if wire_format != "named_tensors":
             raise CPUBackendError(
                 f"the transformers rollout takes full weights (wire_format='named_tensors'), got "
-                f"{wire_format!r}; set actor_rollout_ref.rollout.checkpoint_engine.backend=naive"
+                f"{wire_format!r}; set actor_rollout_ref.rollout.checkpoint_engine.backend to naive (a colocated "
+                "rollout) or gloo (a separate one)"
             )
         if kwargs.get("peft_config") is not None:
             raise CPUBackendError(
@@ -151,10 +154,16 @@ class HFServerAdapter(BaseRollout):
         start = time.time()
         keep = self.rollout_rank == 0
         named: list[tuple[str, torch.Tensor]] = []
-        # Drain the generator on every rank: each item may be a collective all-gather.
-        for name, tensor in weights:
-            if keep:
-                named.append((name, tensor.detach().to("cpu", copy=True)))
+        # Drain the generator on every rank: each item may be a collective all-gather. verl's
+        # checkpoint engines (a separate rollout, the fully-async trainer) yield asynchronously.
+        if hasattr(weights, "__aiter__"):
+            async for name, tensor in weights:  # type: ignore[attr-defined]
+                if keep:
+                    named.append((name, tensor.detach().to("cpu", copy=True)))
+        else:
+            for name, tensor in weights:
+                if keep:
+                    named.append((name, tensor.detach().to("cpu", copy=True)))
         server = self._server()
         if server is not None:
             await server.load_weights.remote(named, global_steps)

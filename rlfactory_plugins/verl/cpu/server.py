@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from typing import Any, Optional
 
 import ray
@@ -281,9 +282,15 @@ class HFRolloutServer:
                         f"{tuple(target.shape)} in the rollout model"
                     )
                 target.copy_(tensor.to(dtype=target.dtype))
+            # a cheap fingerprint of what the model now holds: a run's log shows each sync changed the weights
+            digest = sum(float(t.double().sum()) for t in self.model.state_dict().values())
         self._weights_version += 1
         if global_steps is not None:
             self.global_steps = global_steps
+        print(
+            f"rlfactory CPU rollout: weights loaded ({len(named_tensors)} tensors, version {global_steps}, "
+            f"checksum {digest:.6f})", file=sys.stderr, flush=True,
+        )
         return len(named_tensors)
 
     def set_global_steps(self, global_steps: int) -> None:
