@@ -157,7 +157,7 @@ INSTANCE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
                                    "server_manager", "loop", "continuous_token_builder (None on verl 0.9.0)"),
     "AgentLoopWorker (worker)": ("config", "llm_client", "tokenizer", "processor", "dataset_cls", "tools",
                                  "hf_model_type (verl 0.9.1 only)"),
-    "AgentLoopManager (worker_tq, oversample)": ("agent_loop_workers_class", "agent_loop_workers"),
+    "AgentLoopManager (worker_tq, oversample, fully_async)": ("agent_loop_workers_class", "agent_loop_workers"),
     "ReplayBuffer (oversample)": ("sampler_kwargs", "trainer_mode", "refill_fn", "finished_keys", "failure_keys",
                                   "pending_keys", "running_keys", "partitions"),
     "RolloutReplica (cpu.rollout)": ("config", "model_config", "nnodes", "world_size", "gpus_per_node", "workers",
