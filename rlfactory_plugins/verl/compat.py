@@ -90,6 +90,10 @@ PRIVATE_NAMES: tuple[VerlName, ...] = (
         "replaced by a subclass starting rlfactory's workers (the rollouter builds its manager by this name)",
     ),
     VerlName(_FA, "FullyAsyncRollouter._init_async_rollout_manager", _PKG + "fully_async", "the reader of that name"),
+    VerlName(
+        "verl.experimental.separation.ray_trainer", "SeparateRayPPOTrainer._fit_collect_metrics",
+        _PKG + "fully_async_metrics", "wrapped: rlfactory's batch metrics join the fully-async trainer's step metrics",
+    ),
     VerlName(_CE, "split_weight_chunks", _CKPT, "cuts the weights into broadcast buckets as verl's engines do"),
     VerlName(_CE, "merge_weight_chunks", _CKPT, "rebuilds the weights from the buckets as verl's engines do"),
 )
@@ -164,6 +168,7 @@ INSTANCE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
                                      "servers", "replica_rank", "name_suffix", "max_concurrency", "is_reward_model",
                                      "is_teacher_model", "_server_handle", "_server_address"),
     "TokenOutput (agent_loop)": ("num_preempted", "extra_fields"),
+    "SeparateRayPPOTrainer (fully_async_metrics)": ("metrics",),
 }
 
 

@@ -30,6 +30,7 @@ _COMPONENTS = {
     "rlfactory_plugins.verl.training_metrics": "rlfactory's metrics in verl's per-step metrics (V1 trainers)",
     "rlfactory_plugins.verl.estimators": "the rlfactory_turn_grpo and rlfactory_branch_grpo advantage estimators",
     "rlfactory_plugins.verl.fully_async": "rlfactory's agent-loop workers in verl's fully-async rollouter",
+    "rlfactory_plugins.verl.fully_async_metrics": "rlfactory's metrics in verl's fully-async trainer's step metrics",
 }
 
 _failures: dict[str, str] = {}

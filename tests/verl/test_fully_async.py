@@ -1,6 +1,7 @@
 """``+plugins=rlfactory`` under verl's fully-async trainer: the composed config, the start-up refusals
-(rlfactory_plugins/verl/fully_async_check.py), Ray's fake GPU count in CPU mode and the version-gated
-substitution of rlfactory's agent-loop workers in verl's rollouter (rlfactory_plugins/verl/fully_async.py).
+(rlfactory_plugins/verl/fully_async_check.py), Ray's fake GPU count in CPU mode, the version-gated
+substitution of rlfactory's agent-loop workers in verl's rollouter (rlfactory_plugins/verl/fully_async.py)
+and rlfactory's metrics in its trainer's step metrics (rlfactory_plugins/verl/fully_async_metrics.py).
 The trainer itself runs in tests/e2e/test_cpu_fully_async.py."""
 
 from __future__ import annotations
@@ -90,3 +91,31 @@ def test_the_rollouter_builds_rlfactorys_workers_when_the_config_names_rlfactory
                          llm_client=None)
     assert theirs.agent_loop_workers_class.__ray_actor_class__ is AgentLoopWorker
     assert hasattr(manager_cls, "generate_sequences_single")  # still verl's fully-async manager
+
+
+def test_the_trainers_step_metrics_get_rlfactorys_from_the_batch():
+    import numpy as np
+    import torch
+    from verl import DataProto
+    from verl.experimental.separation import ray_trainer
+
+    from rlfactory_plugins.trajectory import ToolCallRecord, Trajectory, TurnRecord
+    from rlfactory_plugins.verl import fully_async_metrics
+    from rlfactory_plugins.verl.rows import STATS_KEY, TRAJECTORY_KEY
+
+    assert getattr(ray_trainer.SeparateRayPPOTrainer._fit_collect_metrics, fully_async_metrics.MARK, False)
+    records = [Trajectory(stop_reason="answer", turns=[TurnRecord(index=0, tool_calls=[
+        ToolCallRecord(turn=0, name="calc", arguments={"expression": "1 + 1"})])]).model_dump(mode="json"),
+        Trajectory(stop_reason="no_call", turns=[TurnRecord(index=0)]).model_dump(mode="json")]
+    batch = DataProto.from_dict(tensors={"responses": torch.zeros(2, 3)}, non_tensors={
+        TRAJECTORY_KEY: np.array(records, dtype=object),
+        STATS_KEY: np.array([{"turns": 1.0}, {"turns": 1.0}], dtype=object),
+        "reward/qa_em": np.array([1.0, 0.0]),
+    })
+    rows = fully_async_metrics.batch_records(batch)
+    assert [r["reward_extra_info"] for r in rows] == [{"reward/qa_em": 1.0}, {"reward/qa_em": 0.0}]
+    from rlfactory_plugins.verl.training_metrics import metrics_of
+
+    metrics = metrics_of(rows)
+    assert metrics["reward/qa_em/mean"] == 0.5 and metrics["rollout/stop_reason/answer"] == 0.5
+    assert metrics["tool/calc/calls"] == 1
