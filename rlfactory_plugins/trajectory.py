@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from rlfactory_plugins.tools.base import ToolResult
 
@@ -58,6 +58,12 @@ class TurnRecord(BaseModel):
     """The user text the environment added after this turn (environment turns), if any."""
     tools_added: list[str] = Field(default_factory=list)
     """Tools the environment made callable after this turn (``EnvTurn.add_tools``)."""
+    min_global_steps: int | None = None
+    """Weight version (the trainer's ``global_steps`` the rollout server reported) this turn's generation
+    started on; None where the server reports none."""
+    max_global_steps: int | None = None
+    """Weight version this turn's generation ended on: above :attr:`min_global_steps` when a weight sync
+    aborted it and verl's client resumed it on the new weights (fully-async partial rollout)."""
 
 
 class BranchRecord(BaseModel):
@@ -124,6 +130,20 @@ class Trajectory(BaseModel):
     """Set on a branch of the branching rollout: its parent and the prefix it shares."""
     forks: list[ForkRecord] = Field(default_factory=list)
     """Branches forked from this trajectory (branching rollout)."""
+
+    @computed_field  # in the dumps; verl's staleness metrics read the same span from the agent loop's output
+    @property
+    def min_global_steps(self) -> int | None:
+        """The oldest weight version any turn was generated on (None where the server reports none)."""
+        versions = [t.min_global_steps for t in self.turns if t.min_global_steps is not None]
+        return min(versions) if versions else None
+
+    @computed_field
+    @property
+    def max_global_steps(self) -> int | None:
+        """The newest weight version any turn was generated on."""
+        versions = [t.max_global_steps for t in self.turns if t.max_global_steps is not None]
+        return max(versions) if versions else None
 
     @property
     def tool_calls(self) -> list[ToolCallRecord]:

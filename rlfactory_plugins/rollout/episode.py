@@ -58,6 +58,15 @@ def _over_limit_text(limit: int) -> str:
     return f"[over_limit] only {limit} tool calls run per turn (rollout.max_calls_per_turn); this call was skipped"
 
 
+def weight_versions(out: Any) -> tuple[int | None, int | None]:
+    """The weight versions (trainer ``global_steps``) a generation ran on, first and last: verl's
+    fully-async client reports a request resumed after a weight sync as ``min/max_global_steps``, the
+    others report ``global_steps`` only."""
+    fields = out.extra_fields if isinstance(getattr(out, "extra_fields", None), dict) else {}
+    last = fields.get("global_steps")
+    return fields.get("min_global_steps", last), fields.get("max_global_steps", last)
+
+
 class Episode:
     def __init__(
         self,
@@ -224,8 +233,9 @@ class Episode:
         generate_s = time.perf_counter() - start
         if out.stop_reason == "aborted":
             raise RolloutError("the rollout server aborted the generation")
-        if self.trajectory.step is None and isinstance(out.extra_fields, dict):
-            self.trajectory.step = out.extra_fields.get("global_steps")
+        first, last = weight_versions(out)
+        if self.trajectory.step is None:
+            self.trajectory.step = first
         if self.on_generated is not None:  # before anything of this turn is recorded: a fork copies the state so far
             self.on_generated(self, index, out.log_probs)
         raw_ids = [int(t) for t in out.token_ids][:remaining]
@@ -233,7 +243,8 @@ class Episode:
         logprobs = list(out.log_probs)[: len(ids)] if out.log_probs is not None else None
 
         self.tokens.add_generated(ids, logprobs)
-        turn = TurnRecord(index=index, assistant_text=text, response_tokens=len(ids), generate_s=generate_s)
+        turn = TurnRecord(index=index, assistant_text=text, response_tokens=len(ids), generate_s=generate_s,
+                          min_global_steps=first, max_global_steps=last)
         turn.tool_calls = [self._record(index, c) for c in parsed.calls]
         self.trajectory.turns.append(turn)
         self.trajectory.messages.append({"role": "assistant", "content": text})

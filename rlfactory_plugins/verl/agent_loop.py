@@ -118,10 +118,6 @@ class RLFactoryAgentLoop(AgentLoopBase):
             out = await self.server_manager.generate(request_id=request_id, prompt_ids=ids, sampling_params=params)
             if out.num_preempted is not None:
                 extra["num_preempted"] = max(extra["num_preempted"], 0) + out.num_preempted
-            steps = out.extra_fields.get("global_steps") if isinstance(out.extra_fields, dict) else None
-            if steps is not None:  # verl's V1 trainer reads the policy versions of every trajectory
-                extra.setdefault("min_global_steps", steps)
-                extra["max_global_steps"] = steps
             return out
 
         if row_error is not None:
@@ -138,6 +134,9 @@ class RLFactoryAgentLoop(AgentLoopBase):
         if trajectory.branch is not None:
             trajectory.branch.prefix_sha256 = prefix_digest(tokens.ids[: trajectory.branch.prefix])
         await rt.trajectory_finished(trajectory)
+        # the weight versions the trajectory's turns ran on (each turn's span: Episode), read by verl's V1 and
+        # fully-async trainers for their staleness metrics and off-policy bookkeeping
+        extra["min_global_steps"], extra["max_global_steps"] = trajectory.min_global_steps, trajectory.max_global_steps
         output = loop_output(trajectory, prompt_ids, tokens, trajectory_stats(trajectory), extra, self.output_cls)
         if trajectory.branch is not None:  # read by rlfactory_branch_grpo (advantage_context)
             output.extra_fields[BRANCH_KEY] = {"parent": trajectory.branch.parent, "prefix": trajectory.branch.prefix}
