@@ -16,11 +16,17 @@ run's own ``rlfactory.rewards`` (read from Hydra's saved ``.hydra/config.yaml``)
 draws reward (total and each ``reward/<part>``), tool calls and tool errors, response
 length, and three sample trajectories with their tool calls. matplotlib is imported only when
 the report is drawn.
+
+Images tool calls returned are dumped as references (size, format, SHA-256) with their bytes in
+``trajectories/images/<sha256>.<format>`` (:mod:`rlfactory_plugins.rollout.dump`):
+:meth:`RunData.sample_images` finds each sample's images there, checked against their SHA-256,
+and the page shows them under the sample, or says which file is missing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import math
 import re
@@ -33,9 +39,10 @@ import typer
 
 from rlfactory_plugins.errors import RLFactoryError
 from rlfactory_plugins.rewards.composite import SUMMARY_KEYS
+from rlfactory_plugins.tools.base import ImageRef
 from rlfactory_plugins.trajectory import Trajectory
 
-__all__ = ["RunData", "ReportError", "load_run", "summarize", "write_report"]
+__all__ = ["RunData", "ReportError", "SampleImage", "load_run", "summarize", "write_report"]
 
 #: keys that hold the mean total reward of a step, most specific first
 TOTAL_KEYS = ("critic/score/mean", "reward/total/mean", "reward/total")
@@ -57,11 +64,46 @@ class SampleTrajectory:
     trajectory: Trajectory
 
 
+@dataclass(frozen=True)
+class SampleImage:
+    """An image one of a sample's tool calls returned, and its bytes in the run's ``images/`` folder."""
+
+    turn: int
+    call: str
+    ref: ImageRef
+    path: Path | None
+    """The file holding the bytes; None when there is none that matches the reference."""
+    problem: str | None = None
+    """Why :attr:`path` is None: the file is missing, or holds other bytes."""
+
+
 @dataclass
 class RunData:
     run_dir: Path
     metrics: dict[int, dict[str, float]] = field(default_factory=dict)
     samples: list[SampleTrajectory] = field(default_factory=list)
+    trajectory_dir: Path | None = None
+    """Where the dumps are (``trajectories/``): its ``images/`` folders hold the images' bytes."""
+
+    def sample_images(self, sample: SampleTrajectory) -> list[SampleImage]:
+        """Every image ``sample``'s tool calls returned, in order, each with its file or why it has none."""
+        refs = [(c.turn, c.name or "?", ref) for c in sample.trajectory.tool_calls
+                for ref in (c.result.images if c.result is not None else ())]
+        if not refs:
+            return []
+        root = self.trajectory_dir
+        folders = [f for f in sorted(root.rglob("images")) if f.is_dir()] if root is not None and root.is_dir() else []
+        return [self._image(turn, call, ref, folders) for turn, call, ref in refs]
+
+    def _image(self, turn: int, call: str, ref: ImageRef, folders: list[Path]) -> SampleImage:
+        for path in (folder / ref.filename for folder in folders):
+            if path.is_file():  # content-addressed: the same name in any dump folder holds the same bytes
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                if digest == ref.sha256:
+                    return SampleImage(turn, call, ref, path)
+                return SampleImage(turn, call, ref, None, f"{path} holds other bytes (sha256 {digest[:12]}...)")
+        where = self.trajectory_dir / "images" / ref.filename if self.trajectory_dir else Path("images", ref.filename)
+        return SampleImage(turn, call, ref, None, f"bytes missing: {where} not found")
 
     @property
     def steps(self) -> list[int]:
@@ -222,7 +264,7 @@ def load_run(run_dir: str | Path, rescore: bool = True) -> RunData:
     root = Path(run_dir)
     if not root.is_dir():
         raise ReportError(f"run directory {str(root)!r} does not exist; pass the folder a run wrote (e.g. runs/demo)")
-    run = RunData(root)
+    run = RunData(root, trajectory_dir=root / "trajectories")
     files = sorted(root.glob("*metrics*.jsonl"))
     for path in files:
         for step, values in read_metrics_file(path).items():
@@ -278,6 +320,8 @@ class ReportPaths:
     png: Path
     html: Path
     summary: dict[str, Any]
+    images: list[SampleImage] = field(default_factory=list)
+    """The sample trajectories' images (the page shows each, or says why it cannot)."""
 
 
 def write_report(run_dir: str | Path, out_dir: str | Path | None = None, rescore: bool = True) -> ReportPaths:
@@ -289,7 +333,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, rescore
     out.mkdir(parents=True, exist_ok=True)
     png = render_png(run, out / "report.png")
     page = render_html(run, png, out / "report.html")
-    return ReportPaths(png, page, summarize(run))
+    return ReportPaths(png, page, summarize(run), [i for sample in run.samples for i in run.sample_images(sample)])
 
 
 def report_cmd(
@@ -308,10 +352,16 @@ def report_cmd(
         typer.secho(str(e), fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
     summary = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in paths.summary.items()}
+    missing = [i for i in paths.images if i.path is None]
+    for image in missing:
+        typer.secho(f"sample image (turn {image.turn}, {image.call}): {image.problem}", fg=typer.colors.YELLOW,
+                    err=True)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
     typer.echo(f"wrote {paths.png} and {paths.html}")
+    if paths.images:
+        typer.echo(f"sample trajectories: {len(paths.images)} tool image(s), {len(missing)} without their bytes")
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     typer.echo(
         f"steps {summary['steps']}: reward {fmt(summary['reward_first'])} (first 5) -> "

@@ -1,16 +1,30 @@
 """Drawing the report of :mod:`rlfactory_plugins.cli.report`: ``report.png`` (matplotlib, imported
-here only when drawn) and ``report.html``, and the plain-text transcript of a sample trajectory."""
+here only when drawn) and ``report.html``, and the plain-text transcript of a sample trajectory.
+
+A sample's tool images are listed in its transcript by reference (size, format, bytes, SHA-256);
+the page also shows each one from the run's ``images/`` folder (a relative link, so the page and
+the run directory move together), or says that its bytes are missing."""
 
 from __future__ import annotations
 
 import html
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from rlfactory_plugins.cli.report import RESPONSE_LENGTH_KEYS, TOTAL_KEYS, RunData, SampleTrajectory, summarize
+from rlfactory_plugins.cli.report import (
+    RESPONSE_LENGTH_KEYS,
+    TOTAL_KEYS,
+    RunData,
+    SampleImage,
+    SampleTrajectory,
+    summarize,
+)
+from rlfactory_plugins.tools.base import ImageRef
 
 
 def render_trajectory(sample: SampleTrajectory, width: int = 100) -> str:
@@ -31,8 +45,29 @@ def render_trajectory(sample: SampleTrajectory, width: int = 100) -> str:
             if call.result is not None:
                 status = call.result.status.value
                 lines.append(f"    -> {status}: {call.result.render().strip()}")
+                lines += [f"    {image_label(ref)}" for ref in call.result.images]
     lines.append(f"answer: {t.final_answer}")
     return "\n".join(_wrap(line, width) for line in lines)
+
+
+def image_label(ref: ImageRef) -> str:
+    """One image's reference: ``image 80x60 png, 1234 bytes, sha256 0123456789ab``."""
+    return f"image {ref.width}x{ref.height} {ref.format}, {ref.nbytes} bytes, sha256 {ref.sha256[:12]}"
+
+
+def _image_html(image: SampleImage, page_dir: Path) -> str:
+    caption = html.escape(f"turn {image.turn} {image.call}: {image_label(image.ref)}")
+    if image.path is None:
+        return f"<figure class='missing'><figcaption>{caption}<br><b>{html.escape(image.problem or '')}</b>" \
+               "</figcaption></figure>"
+    href = html.escape(quote(Path(os.path.relpath(image.path.resolve(), page_dir.resolve())).as_posix()))
+    return f"<figure><a href='{href}'><img src='{href}' alt='{caption}'></a><figcaption>{caption}</figcaption></figure>"
+
+
+def _sample_html(run: RunData, sample: SampleTrajectory, page_dir: Path) -> str:
+    images = "".join(_image_html(image, page_dir) for image in run.sample_images(sample))
+    text = f"<pre>{html.escape(render_trajectory(sample))}</pre>"
+    return text + f"<div class='images'>{images}</div>" if images else text
 
 
 def _wrap(line: str, width: int) -> str:
@@ -122,11 +157,13 @@ def render_html(run: RunData, png: Path, path: Path) -> Path:
         f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
         for k, v in s.items()
     )
-    samples = "".join(f"<pre>{html.escape(render_trajectory(sample))}</pre>" for sample in run.samples)
+    samples = "".join(_sample_html(run, sample, path.parent) for sample in run.samples)
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>rlfactory report: {html.escape(run.run_dir.name)}"
         "</title><style>body{font-family:sans-serif;max-width:1200px;margin:auto}pre{background:#f4f4f4;"
-        "padding:8px;white-space:pre-wrap}td{padding:2px 12px}</style></head><body>"
+        "padding:8px;white-space:pre-wrap}td{padding:2px 12px}figure{display:inline-block;margin:4px 12px 12px 0;"
+        "vertical-align:top}figure img{max-width:320px;max-height:320px;border:1px solid #ccc}"
+        "figcaption{font-size:small}.missing figcaption{color:#a00}</style></head><body>"
         f"<h1>rlfactory report: {html.escape(run.run_dir.name)}</h1><img src='{html.escape(png.name)}' width='100%'>"
         f"<h2>summary</h2><table>{rows}</table><h2>sample trajectories</h2>{samples}</body></html>\n"
     )
