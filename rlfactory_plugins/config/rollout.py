@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from rlfactory_plugins.config.branching import BranchingConfig
+from rlfactory_plugins.config.recycle import RecycleConfig
 
 
 class RolloutConfig(BaseModel):
@@ -46,4 +47,9 @@ class RolloutConfig(BaseModel):
     branching: BranchingConfig = Field(
         default_factory=BranchingConfig,
         description="ARPO-style branching at high-entropy turns after tool results (docs/agentic-rl.md)",
+    )
+    recycle: RecycleConfig = Field(
+        default_factory=RecycleConfig,
+        description="keep groups a step did not need running into later steps instead of dropping them "
+        "(verl's colocate_async trainer; docs/recycling.md)",
     )

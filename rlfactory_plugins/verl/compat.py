@@ -122,6 +122,12 @@ PUBLIC_NAMES: tuple[VerlName, ...] = (
     VerlName(_TQ, "AgentLoopManagerTQ", _WTQ, "the V1 trainer's manager"),
     VerlName(_RB, "ReplayBuffer", _OS, "base class of the over-sampling buffer"),
     VerlName(_RB, "ReplayBuffer.sample", _OS, "the method over-sampling overrides"),
+    VerlName(_RB, "ReplayBufferAsync", _PKG + "recycle", "base class of the recycling buffer"),
+    VerlName(_RB, "ReplayBufferAsync.sample", _PKG + "recycle", "extended: recycling metrics"),
+    VerlName(
+        "verl.trainer.ppo.v1.trainer_colocate_async", "PPOTrainerColocateAsync", _PKG + "recycle",
+        "trainer_mode=colocate_async, which rlfactory.rollout.recycle selects",
+    ),
     VerlName("verl", "DataProto", _PKG + "reward_manager", "the reward loop's batch"),
     VerlName(
         "verl.experimental.reward_loop.reward_manager.base", "RewardManagerBase", _PKG + "reward_manager",
@@ -164,6 +170,8 @@ INSTANCE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "AgentLoopManager (worker_tq, oversample, fully_async)": ("agent_loop_workers_class", "agent_loop_workers"),
     "ReplayBuffer (oversample)": ("sampler_kwargs", "trainer_mode", "refill_fn", "finished_keys", "failure_keys",
                                   "pending_keys", "running_keys", "partitions"),
+    "ReplayBufferAsync (recycle)": ("trainer_mode", "sampler_kwargs", "max_off_policy_threshold",
+                                    "max_off_policy_strategy", "pending_keys", "running_keys"),
     "RolloutReplica (cpu.rollout)": ("config", "model_config", "nnodes", "world_size", "gpus_per_node", "workers",
                                      "servers", "replica_rank", "name_suffix", "max_concurrency", "is_reward_model",
                                      "is_teacher_model", "_server_handle", "_server_address"),

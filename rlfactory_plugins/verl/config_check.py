@@ -15,6 +15,8 @@ from omegaconf import OmegaConf
 
 from rlfactory_plugins.config import RLFactoryConfig
 from rlfactory_plugins.config import check as core
+from rlfactory_plugins.config.recycle import check_recycle
+from rlfactory_plugins.config.section import SECTION_KEY, read_section
 from rlfactory_plugins.verl.branch_setup import check_branching
 from rlfactory_plugins.verl.fully_async_check import check_fully_async, is_fully_async
 from rlfactory_plugins.verl.section import to_plain
@@ -42,6 +44,8 @@ def check_config(cfg: Any) -> RLFactoryConfig:
     verl's own ``multi_turn`` tools loaded from their files as verl's worker loads them."""
     plain = plain_view(cfg) if OmegaConf.is_config(cfg) else cfg
     tool_config, function_tools = (core.get_key(plain, key) for key in core.VERL_TOOL_KEYS)
+    section = read_section(core.get_key(plain, SECTION_KEY))  # recycling's refusals first: they name the cause
+    check_recycle(cfg, section.rollout.recycle, section.rollout)  # (docs/recycling.md)
     checked = core.check_config(plain, verl_tools=load_verl_tools(tool_config, function_tools))
     if is_fully_async(cfg):  # verl's fully-async trainer: what rlfactory cannot do there
         from rlfactory_plugins.verl.fully_async import substitution_supported

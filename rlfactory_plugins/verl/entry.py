@@ -22,6 +22,7 @@ REWARD_MANAGER_NAME = "rlfactory"
 
 #: module -> what it registers; each is imported for its registration side effect
 _COMPONENTS = {
+    "rlfactory_plugins.verl.compose": "the ${rlfactory_recycle:} resolver of +plugins=rlfactory's config",
     "rlfactory_plugins.verl.cpu": "the CPU backend (platform + transformers rollout)",
     "rlfactory_plugins.verl.agent_loop": f"the {AGENT_LOOP_NAME!r} agent loop",
     "rlfactory_plugins.verl.reward_manager": f"the {REWARD_MANAGER_NAME!r} reward manager",
