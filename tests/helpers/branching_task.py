@@ -17,11 +17,12 @@ does for its rows.
 
 from __future__ import annotations
 
-import math
 import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from tests.helpers.teach import build_taught_model
 
 #: (question, expression, right answer, wrong answer)
 ROWS = [
@@ -89,72 +90,10 @@ def conversations() -> list[list[dict[str, Any]]]:
             for a in (f"<answer>{right}</answer>", f"Maybe <answer>{wrong}</answer>")]
 
 
-def layout(tokenizer: Any, conv: list[dict[str, Any]]) -> tuple[list[int], list[bool]]:
-    """Token ids piece by piece, and which carry loss (the assistant's)."""
-    tools = schemas()
-    ids: list[int] = []
-    trained: list[bool] = []
-    rendered = ""
-    for i, message in enumerate(conv):
-        if message["role"] != "assistant":
-            continue
-        before = tokenizer.apply_chat_template(conv[:i], tools=tools, add_generation_prompt=True, tokenize=False)
-        after = tokenizer.apply_chat_template(conv[: i + 1], tools=tools, tokenize=False)
-        piece = tokenizer.encode(before[len(rendered):], add_special_tokens=False)
-        ids += piece
-        trained += [False] * len(piece)
-        turn = after[len(before):].rstrip("\n")
-        piece = tokenizer.encode(turn, add_special_tokens=False)
-        ids += piece
-        trained += [True] * len(piece)
-        rendered = before + turn
-    return ids, trained
-
-
 def build_model(model_dir: Path, *, steps: int = 300, lr: float = 3e-3, seed: int = 0) -> tuple[Path, float]:
-    """The tiny model, its tokenizer knowing the system prompt as one token, taught the conversations;
-    returns the directory and the final loss."""
-    import torch
-    from jinja2 import Template
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from rlfactory_plugins.testing.tiny_model import CHAT_TEMPLATE, build_tiny_model
-
-    texts = [Template(CHAT_TEMPLATE).render(messages=c, tools=schemas(), add_generation_prompt=False)
-             for c in conversations()]
-    build_tiny_model(model_dir, seed=seed, corpus=texts)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    system = tokenizer.apply_chat_template([{"role": "user", "content": "x"}], tools=schemas(), tokenize=False)
-    tokenizer.add_tokens([system.split("<|im_end|>", 1)[0].removeprefix("<|im_start|>system\n")])
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    model.resize_token_embeddings(len(tokenizer))
-    tokenizer.save_pretrained(model_dir)
-
-    torch.manual_seed(seed)
-    torch.set_num_threads(1)  # tiny matrices: a second thread only waits on the other, busy, core
-    laid = [layout(tokenizer, c) for c in conversations()]
-    width = max(len(ids) for ids, _ in laid)
-    pad = tokenizer.pad_token_id
-    ids = torch.tensor([x + [pad] * (width - len(x)) for x, _ in laid])
-    mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _ in laid])
-    targets = torch.tensor([
-        [nxt if keep else -100 for nxt, keep in zip(x[1:], trained[1:])] + [-100] * (width - len(x) + 1)
-        for x, trained in laid
-    ])
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
-    model.train()
-    loss_value = math.nan
-    for _ in range(steps):
-        logits = model(input_ids=ids, attention_mask=mask).logits
-        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        loss_value = float(loss.detach())
-    model.save_pretrained(model_dir, safe_serialization=True)
-    return model_dir, loss_value
+    """The tiny model taught the conversations (tests/helpers/teach.py); the directory and the final loss."""
+    lessons = [(conv, schemas()) for conv in conversations()]
+    return model_dir, build_taught_model(model_dir, lessons, steps=steps, lr=lr, seed=seed)
 
 
 def write_rows(root: Path) -> tuple[Path, Path]:

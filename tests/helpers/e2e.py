@@ -134,9 +134,21 @@ def run_main_ppo(
     env_extra: dict[str, str] | None = None,
 ) -> RunResult:
     """Run ``python -m verl.trainer.main_ppo`` in its own Ray cluster; always clean it up."""
+    return run_verl("verl.trainer.main_ppo", ws.root, overrides, timeout=timeout, pythonpath=pythonpath,
+                    env_extra=env_extra)
+
+
+def run_verl(
+    module: str, root: Path, overrides: list[str], *, timeout: float = 420, pythonpath: tuple[str, ...] = (),
+    env_extra: dict[str, str] | None = None,
+) -> RunResult:
+    """Run ``python -m <module>`` (a verl trainer entry point) under ``root`` in its own Ray cluster, verl's
+    file logger writing ``root/metrics.jsonl`` and the output ``root/<last part of module>.log``; always
+    clean it up."""
     env = dict(os.environ, **(env_extra or {}))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), *pythonpath, env.get("PYTHONPATH", "")) if p)
-    env["VERL_FILE_LOGGER_PATH"] = str(ws.metrics_file)
+    metrics_file = root / "metrics.jsonl"
+    env["VERL_FILE_LOGGER_PATH"] = str(metrics_file)
     env.setdefault("RLFACTORY_CPU", "auto")
     env["RAY_DEDUP_LOGS"] = "0"
     env["TOKENIZERS_PARALLELISM"] = "false"
@@ -145,11 +157,11 @@ def run_main_ppo(
     ray_tmp = Path(tempfile.mkdtemp(prefix="rlf_ray_", dir="/tmp"))
     env["RAY_TMPDIR"] = str(ray_tmp)
     env.pop("RAY_ADDRESS", None)
-    log_path = ws.root / "main_ppo.log"
-    cmd = [sys.executable, "-m", "verl.trainer.main_ppo", *overrides, f"hydra.run.dir={ws.root / 'hydra'}"]
+    log_path = root / f"{module.rsplit('.', 1)[-1]}.log"
+    cmd = [sys.executable, "-m", module, *overrides, f"hydra.run.dir={root / 'hydra'}"]
     start = time.time()
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, cwd=ws.root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -158,7 +170,7 @@ def run_main_ppo(
             _kill_session(proc)
             _stop_ray(ray_tmp, env)
     seconds = time.time() - start
-    return RunResult(rc, seconds, log_path.read_text(errors="replace"), read_metrics(ws.metrics_file))
+    return RunResult(rc, seconds, log_path.read_text(errors="replace"), read_metrics(metrics_file))
 
 
 def _kill_session(proc: subprocess.Popen) -> None:

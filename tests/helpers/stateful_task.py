@@ -11,7 +11,7 @@ Three kinds of row, each with a scripted second user turn:
 - ``python``: the sandboxed ``python_session`` tool, whose variables persist from the first
   user turn to the second.
 
-A random tiny model calls no tool, so :func:`teach` first has it memorise each row's
+A random tiny model calls no tool, so :func:`build_model` first has it memorise each row's
 conversation (a few hundred AdamW steps, tokens laid out piece by piece as the rollout lays
 them out). The run then really calls the tools; what it shows does not depend on the model
 being exact, since every dump records what happened.
@@ -20,11 +20,12 @@ being exact, since every dump records what happened.
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.helpers.teach import Lesson, build_taught_model
 
 SERVERS = Path(__file__).resolve().parent / "servers"
 COUNTER_SCHEMA = {"type": "function", "function": {
@@ -110,98 +111,13 @@ def messages(row: Row) -> list[dict[str, Any]]:
     return out
 
 
-def texts(row: Row) -> list[str]:
-    """The rendered conversation, for the tokenizer's corpus (the tokenizer does not exist yet: the
-    tiny model's chat template rendered by jinja2, as transformers renders it)."""
-    from jinja2 import Template
-
-    from rlfactory_plugins.testing.tiny_model import CHAT_TEMPLATE
-
-    return [Template(CHAT_TEMPLATE).render(messages=messages(row), tools=schemas(row.tools), add_generation_prompt=False)]
-
-
-def layout(tokenizer: Any, row: Row) -> tuple[list[int], list[bool]]:
-    """Token ids piece by piece (prompt, each assistant turn, each observation / user turn), and which
-    carry loss (the assistant's)."""
-    conv = messages(row)
-    tools = schemas(row.tools)
-    ids: list[int] = []
-    trained: list[bool] = []
-    rendered = ""
-    for i, message in enumerate(conv):
-        if message["role"] != "assistant":
-            continue
-        before = tokenizer.apply_chat_template(conv[:i], tools=tools, add_generation_prompt=True, tokenize=False)
-        after = tokenizer.apply_chat_template(conv[: i + 1], tools=tools, tokenize=False)
-        piece = tokenizer.encode(before[len(rendered):], add_special_tokens=False)
-        ids += piece
-        trained += [False] * len(piece)
-        turn = after[len(before):].rstrip("\n")  # the assistant's tokens end at <|im_end|>
-        piece = tokenizer.encode(turn, add_special_tokens=False)
-        ids += piece
-        trained += [True] * len(piece)
-        rendered = before + turn
-    return ids, trained
-
-
-def system_blocks(tokenizer: Any, task: list[Row]) -> list[str]:
-    """The system prompt each row's tool set renders (the chat template's tool list)."""
-    blocks = set()
-    for row in task:
-        text = tokenizer.apply_chat_template([{"role": "user", "content": "x"}], tools=schemas(row.tools), tokenize=False)
-        blocks.add(text.split("<|im_end|>", 1)[0].removeprefix("<|im_start|>system\n"))
-    return sorted(blocks)
+def lessons(task: list[Row]) -> list[Lesson]:
+    return [(messages(row), schemas(row.tools)) for row in task]
 
 
 def build_model(model_dir: Path, task: list[Row], *, steps: int = 600) -> tuple[Path, float]:
-    """The tiny model, its tokenizer knowing each row's system prompt as one token (a 400-token prompt
-    of JSON schemas would make CPU training slow), taught the rows' conversations."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from rlfactory_plugins.testing.tiny_model import build_tiny_model
-
-    build_tiny_model(model_dir, seed=0, corpus=[x for row in task for x in texts(row)])
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    tokenizer.add_tokens(system_blocks(tokenizer, task))
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    model.resize_token_embeddings(len(tokenizer))
-    tokenizer.save_pretrained(model_dir)
-    model.save_pretrained(model_dir, safe_serialization=True)
-    return model_dir, teach(model_dir, task, steps=steps)
-
-
-def teach(model_dir: Path, task: list[Row], *, steps: int = 600, lr: float = 3e-3, seed: int = 0) -> float:
-    """Have the tiny model memorise each row's conversation; returns the final loss."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    torch.manual_seed(seed)
-    torch.set_num_threads(1)  # tiny matrices: a second thread only waits on the other, busy, core
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    laid = [layout(tokenizer, row) for row in task]
-    width = max(len(ids) for ids, _ in laid)
-    pad = tokenizer.pad_token_id
-    ids = torch.tensor([x + [pad] * (width - len(x)) for x, _ in laid])
-    mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _ in laid])
-    targets = torch.tensor([
-        [nxt if keep else -100 for nxt, keep in zip(x[1:], trained[1:])] + [-100] * (width - len(x) + 1)
-        for x, trained in laid
-    ])
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
-    model.train()
-    loss_value = math.nan
-    for _ in range(steps):  # every row in every step: four short sequences are one small batch
-        logits = model(input_ids=ids, attention_mask=mask).logits
-        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        loss_value = float(loss.detach())
-    model.save_pretrained(model_dir, safe_serialization=True)
-    return loss_value
+    """The tiny model taught the rows' conversations (tests/helpers/teach.py); the directory and the final loss."""
+    return model_dir, build_taught_model(model_dir, lessons(task), steps=steps)
 
 
 def write_rows(root: Path, task: list[Row]) -> tuple[Path, Path]:
