@@ -13,6 +13,11 @@ environment may answer a turn without a tool call with a user message (mask 0, t
 template's user role). The sessions and the environment are closed in :meth:`Episode.run`'s
 ``finally``, shielded, for every ending: their final states land on the trajectory
 (``tool_state``, ``env_state``) before hooks and rewards see it.
+
+Vision-language models (``image_format``, from the model's processor): a tool result's images are
+written as the processor's image tokens (``ToolResult.parts()``, mask 0) and kept, in order after the
+prompt's images, in ``ResponseTokens.images``; every later generation gets them all (``generate``'s
+``images`` keyword). Without an ``image_format`` the model reads each image as ``[image WxH fmt]``.
 """
 
 from __future__ import annotations
@@ -26,10 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 from rlfactory_plugins.config.row import DEFAULT_ROW, RowSettings
 from rlfactory_plugins.environments.base import Environment
+from rlfactory_plugins.rollout.observation import ImageFormat
 from rlfactory_plugins.rollout.parsers import ParsedCall, ParseResult
 from rlfactory_plugins.rollout.runtime import Runtime
 from rlfactory_plugins.rollout.tokens import ResponseTokens, RolloutError
 from rlfactory_plugins.rollout.turn_reader import reader_of
+from rlfactory_plugins.tools.images import to_pil
+from rlfactory_plugins.tools.manager import ToolManager
 from rlfactory_plugins.tools.session import SessionContext, StatefulTool, TrajectorySessions
 from rlfactory_plugins.trajectory import StopReason, ToolCallRecord, Trajectory, TurnRecord
 
@@ -42,7 +50,8 @@ logger = logging.getLogger("rlfactory")
 if TYPE_CHECKING:
     from rlfactory_plugins.rollout.branching import Fork
 
-Generate = Callable[[list[int], dict[str, Any]], Awaitable[Any]]
+#: ``generate(prompt_ids, sampling_params)``; with images so far (a vision-language model) also ``images=[...]``
+Generate = Callable[..., Awaitable[Any]]
 #: called after each generation, before the turn is recorded: (episode, turn index, the server's log-probs)
 OnGenerated = Callable[["Episode", int, "list[float] | None"], None]
 
@@ -80,6 +89,8 @@ class Episode:
         *,
         fork: Fork | None = None,
         on_generated: OnGenerated | None = None,
+        image_format: ImageFormat | None = None,
+        prompt_images: list[Any] | None = None,
     ) -> None:
         self.rt = runtime
         self.cfg = runtime.config.rollout
@@ -93,6 +104,8 @@ class Episode:
         self.tokens = fork.tokens(want_logprobs) if fork is not None else ResponseTokens(want_logprobs=want_logprobs)
         self.start_turn = fork.turn if fork is not None else 0
         self.on_generated = on_generated
+        self.image_format = image_format
+        self.prompt_images = list(prompt_images or [])
         params = dict(sampling_params)
         stops = tuple(runtime.parser.stop)
         if stops:
@@ -103,6 +116,9 @@ class Episode:
         #: the tools the trajectory may call now: the row's set, grown by environment turns (None: all)
         self.allowed: frozenset[str] | None = settings.tools
         self.sessions: TrajectorySessions | None = None
+        #: the key of a stateless row's image budget (rlfactory.tool_manager.images.*_per_trajectory): sessions
+        #: never opened nor registered, since the row has no stateful tool (an environment adding one opens real ones)
+        self._image_scope: TrajectorySessions | None = None
         self.env: Environment | None = None
         self._env_state: Any = None
         self._closing: asyncio.Task[None] | None = None
@@ -229,7 +245,11 @@ class Episode:
             raise _Stop("max_length")
         params = {**self.sampling_params, "max_tokens": remaining}
         start = time.perf_counter()
-        out = await self.generate(self.prompt_ids + self.tokens.ids, params)
+        images = self.prompt_images + self.tokens.images
+        if images:
+            out = await self.generate(self.prompt_ids + self.tokens.ids, params, images=images)
+        else:
+            out = await self.generate(self.prompt_ids + self.tokens.ids, params)
         generate_s = time.perf_counter() - start
         if out.stop_reason == "aborted":
             raise RolloutError("the rollout server aborted the generation")
@@ -339,6 +359,10 @@ class Episode:
         routing: dict[str, Any] = {}  # only what applies: a plain ToolRunner runs stateless rows unchanged
         if self.sessions is not None:
             routing["sessions"] = self.sessions
+        elif isinstance(self.rt.tool_manager, ToolManager):  # a stateless row's images count per trajectory too
+            if self._image_scope is None:
+                self._image_scope = TrajectorySessions(self.trajectory.key, self._session_context, self.rt.sessions)
+            routing["sessions"] = self._image_scope
         if self.allowed is not None:
             routing["allowed"] = self.allowed
         results = await self.rt.tool_manager.call_many(calls, **routing)
@@ -346,16 +370,32 @@ class Episode:
         for call, result in zip(runnable, results, strict=True):
             call.result = result
         contents = [self._observation_text(c) for c in turn.tool_calls]
-        obs_ids, truncated = await self._offload(
-            sum(map(len, contents)) > _INLINE_CHARS, self.rt.observation.render, self.rt.codec, self.tokens.ids,
-            contents, self.cfg.max_observation_tokens,
-        )
+        images: list[Any] = []
+        if self.image_format is not None and any(c.result is not None and c.result.images for c in turn.tool_calls):
+            obs_ids, truncated, images = await self.loop.run_in_executor(None, self._render_parts, turn.tool_calls)
+        else:
+            obs_ids, truncated = await self._offload(
+                sum(map(len, contents)) > _INLINE_CHARS, self.rt.observation.render, self.rt.codec, self.tokens.ids,
+                contents, self.cfg.max_observation_tokens,
+            )
         if len(obs_ids) + 1 > self.budget - len(self.tokens):
             raise _Stop("max_length")  # the observation and one more token do not fit: end here, uncut
-        self.tokens.add_observation(obs_ids)
+        self.tokens.add_observation(obs_ids, images)
         turn.observation_tokens, turn.observation_truncated = len(obs_ids), truncated
         for call, content in zip(turn.tool_calls, contents, strict=True):
             self.trajectory.messages.append({"role": "tool", "name": call.name or "", "content": content})
+
+    def _render_parts(self, calls: list[ToolCallRecord]) -> tuple[list[int], bool, list[Any]]:
+        """The observation of a turn whose results carry images, through the processor (in the executor)."""
+        assert self.image_format is not None
+        contents = [
+            [p if isinstance(p, str) else to_pil(p).convert("RGB") for p in c.result.parts()]
+            if c.result is not None and c.parse_error is None and not c.over_limit else [self._observation_text(c)]
+            for c in calls
+        ]
+        return self.rt.observation.render_parts(
+            self.rt.codec, self.tokens.ids, contents, self.cfg.max_observation_tokens, self.image_format
+        )
 
     def _observation_text(self, call: ToolCallRecord) -> str:
         if call.parse_error is not None:

@@ -160,3 +160,78 @@ class ObservationFormat:
             truncated = truncated or cut
         out += self.last
         return out, truncated
+
+    def render_parts(
+        self, codec: Codec, response_ids: list[int], contents: list[list[Any]], max_tokens: int,
+        images: ImageFormat,
+    ) -> tuple[list[int], bool, list[Any]]:
+        """:meth:`render` for a vision-language model: each content is text and PIL images in order
+        (``ToolResult.parts()``), each image written as ``images`` expands it. ``max_tokens`` counts the
+        image tokens too and cuts whole images only. Returns the ids, whether a content was cut and the
+        images kept, in the order of their tokens."""
+        out = self.closing_ids(response_ids) + list(self.first)
+        truncated, kept = False, []
+        for i, parts in enumerate(contents):
+            if i:
+                out += self.between
+            left = max_tokens
+            for part in parts:
+                ids = codec.encode(part) if isinstance(part, str) else images.image_ids(part)
+                if len(ids) > left:  # text is cut at the limit, an image that does not fit is left out
+                    out += (ids[:left] if isinstance(part, str) else []) + list(self.marker)
+                    truncated = True
+                    break
+                out += ids
+                left -= len(ids)
+                if not isinstance(part, str):
+                    kept.append(part)
+        out += self.last
+        return out, truncated, kept
+
+
+_IMAGE_SENTINELS = ("@@RLF_IMG_A@@", "@@RLF_IMG_B@@")
+
+
+@dataclass(frozen=True)
+class ImageFormat:
+    """How a vision-language processor writes one image into the token stream: the chat template's text
+    for an image part (``<|vision_start|><|image_pad|><|vision_end|>`` for Qwen2-VL), which the processor
+    expands to the image's tokens (the pad repeated grid_t·grid_h·grid_w / merge² times). The count comes
+    from the same processor, with the same ``mm_processor_kwargs``, that verl's training side runs on the
+    trajectory's ``multi_modal_data``, so rollout and training see the same tokens."""
+
+    processor: Any
+    placeholder: str
+    processor_kwargs: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def from_processor(
+        cls, processor: Any, role: str = "tool", mm_processor_kwargs: dict[str, Any] | None = None,
+        chat_template_kwargs: dict[str, Any] | None = None,
+    ) -> ImageFormat:
+        a, b = _IMAGE_SENTINELS
+        content = [{"type": "text", "text": a}, {"type": "image"}, {"type": "text", "text": b}]
+        call = {"id": "call_0", "type": "function", "function": {"name": "f", "arguments": {}}}
+        messages = [{"role": "user", "content": "u"}, {"role": "assistant", "content": "", "tool_calls": [call]},
+                    {"role": role, "name": "f", "tool_call_id": "call_0", "content": content}]
+        try:
+            text = processor.apply_chat_template(messages, tokenize=False, **dict(chat_template_kwargs or {}))
+        except Exception as e:
+            raise ConfigError(
+                f"the processor's chat template cannot render an image in a {role!r} message "
+                f"({type(e).__name__}: {e}); set actor_rollout_ref.model.custom_chat_template to one that renders "
+                "image content parts, or train a text-only model (tool images are then read as [image WxH fmt])"
+            ) from None
+        placeholder = text.partition(a)[2].partition(b)[0] if isinstance(text, str) else ""
+        if not placeholder:
+            raise ConfigError(
+                f"the processor's chat template writes nothing for an image part of a {role!r} message; "
+                "set actor_rollout_ref.model.custom_chat_template to one that renders image content parts"
+            )
+        return cls(processor, placeholder, tuple(sorted((mm_processor_kwargs or {}).items())))
+
+    def image_ids(self, image: Any) -> list[int]:
+        """The token ids of one image (a PIL image) as the processor expands its placeholder."""
+        out = self.processor(text=[self.placeholder], images=[image], **dict(self.processor_kwargs))
+        ids = out["input_ids"][0]
+        return [int(t) for t in (ids.tolist() if hasattr(ids, "tolist") else ids)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from rlfactory_plugins.errors import RLFactoryError
 
@@ -13,12 +14,14 @@ class RolloutError(RLFactoryError):
 
 @dataclass
 class ResponseTokens:
-    """Assistant tokens exactly as generated (mask 1) and observation tokens (mask 0)."""
+    """Assistant tokens exactly as generated (mask 1) and observation tokens (mask 0); ``images`` are the
+    observations' images (vision-language models), in the order of their tokens."""
 
     want_logprobs: bool
     ids: list[int] = field(default_factory=list)
     mask: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
+    images: list[Any] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -32,7 +35,8 @@ class ResponseTokens:
         self.ids += ids
         self.mask += [1] * len(ids)
 
-    def add_observation(self, ids: list[int]) -> None:
+    def add_observation(self, ids: list[int], images: list[Any] | None = None) -> None:
+        self.images += images or []
         self.ids += ids
         self.mask += [0] * len(ids)
         if self.want_logprobs:

@@ -6,6 +6,11 @@ and everything shared lives in :mod:`rlfactory_plugins.rollout.runtime`. ``run``
 (with the schemas of the row's tools when the parser wants them), runs the multi-turn
 :class:`~rlfactory_plugins.rollout.episode.Episode` and returns verl's ``AgentLoopOutput``
 built by :mod:`rlfactory_plugins.verl.rows` (read back by the ``rlfactory`` reward manager).
+
+With a vision-language model (verl passes its ``processor``), the prompt's images (verl's
+``process_multi_modal_info`` of the row's ``raw_prompt``) and the tool results' images are the
+output's ``multi_modal_data["images"]``, in token order, which verl's training side runs through the
+same processor (``pixel_values``, ``image_grid_thw``, M-RoPE position ids) to compute the log-probs.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopOutp
 
 from rlfactory_plugins.config.check import response_budget  # noqa: E402
 from rlfactory_plugins.config.row import DEFAULT_ROW, RowError  # noqa: E402
+from rlfactory_plugins.errors import ConfigError  # noqa: E402
 from rlfactory_plugins.rollout.branching import Slot, check_row, prefix_digest  # noqa: E402
 from rlfactory_plugins.rollout.episode import Episode  # noqa: E402
+from rlfactory_plugins.rollout.observation import ImageFormat  # noqa: E402
 from rlfactory_plugins.rollout.metrics import trajectory_stats  # noqa: E402
 from rlfactory_plugins.rollout.runtime import BRANCHES, get_runtime  # noqa: E402
 from rlfactory_plugins.verl.advantage_context import BRANCH_KEY  # noqa: E402
@@ -61,8 +68,35 @@ class RLFactoryAgentLoop(AgentLoopBase):
         self.branching = self.rlf_config.rollout.branching
         if self.branching.enabled:
             check_branching(self.config, self.branching)
+        self._image_format: ImageFormat | None = None
 
-    async def _initial_prompt_ids(self, messages: list[dict[str, Any]], tools: Any) -> list[int]:
+    async def _images(self) -> ImageFormat | None:
+        """How tool images enter the token stream: through the model's processor (None: a text-only model)."""
+        if self.processor is None or getattr(self.processor, "image_processor", None) is None:
+            return None
+        if self._image_format is None:
+            if self.branching.enabled:
+                raise ConfigError(
+                    "rlfactory.rollout.branching.enabled=true with a vision-language model: branches do not carry "
+                    "their parent's images yet; set rlfactory.rollout.branching.enabled=false"
+                )
+            self._image_format = await self.loop.run_in_executor(None, lambda: ImageFormat.from_processor(
+                self.processor, mm_processor_kwargs=self.mm_processor_kwargs,
+                chat_template_kwargs=self.apply_chat_template_kwargs))
+        return self._image_format
+
+    async def _prompt_images(self, raw_prompt: list[dict[str, Any]]) -> list[Any]:
+        """The row's prompt images (verl's own extraction, the dataset class's ``process_vision_info``)."""
+        if not any(isinstance(m.get("content"), list) for m in raw_prompt):
+            return []
+        data = await self.process_multi_modal_info(raw_prompt)
+        if data.get("videos") or data.get("audios"):
+            raise RowError("the row's prompt has videos or audio; rlfactory's rollout takes images only")
+        return list(data.get("images") or [])
+
+    async def _initial_prompt_ids(self, messages: list[dict[str, Any]], tools: Any, images: Any = None) -> list[int]:
+        if images:  # the builder renders the image placeholders through the processor
+            return await self.ct_build_initial_tokens(messages, tools=tools, images=images)
         if getattr(self, "continuous_token_builder", None) is not None:  # verl 0.9.1, or 0.9.0 with continuous_token
             return await self.ct_build_initial_tokens(messages, tools=tools)
         # verl 0.9.0 with data.continuous_token.enable=false (its default) builds no builder: render the
@@ -107,15 +141,29 @@ class RLFactoryAgentLoop(AgentLoopBase):
             except RowError as e:
                 row_error = e
         schemas = rt.schemas_for(settings.tools)
+        image_format = await self._images()
+        prompt_images: list[Any] = []
+        messages = trajectory.prompt
+        if image_format is not None and row_error is None:
+            try:
+                prompt_images = await self._prompt_images(list(kwargs["raw_prompt"]))
+            except RowError as e:
+                row_error = e
+            if prompt_images:  # the processor renders the raw messages; the trajectory keeps JSON-able ones
+                messages = list(kwargs["raw_prompt"])
+                trajectory.prompt = [_without_images(m) for m in trajectory.prompt]
+                trajectory.messages = list(trajectory.prompt)
         prompt_ids = await self._initial_prompt_ids(
-            trajectory.prompt, tools=schemas if rt.parser.tools_in_prompt and schemas else None
+            messages, tools=schemas if rt.parser.tools_in_prompt and schemas else None, images=prompt_images
         )
         extra: dict[str, Any] = {"num_preempted": -1}
 
-        async def generate(ids: list[int], params: dict[str, Any]) -> Any:
+        async def generate(ids: list[int], params: dict[str, Any], images: list[Any] | None = None) -> Any:
             if slot is not None:  # the entropy is read from every turn's log-probs (kept only if asked for)
                 params = {**params, "logprobs": True}
-            out = await self.server_manager.generate(request_id=request_id, prompt_ids=ids, sampling_params=params)
+            media = {"image_data": images} if images else {}
+            out = await self.server_manager.generate(
+                request_id=request_id, prompt_ids=ids, sampling_params=params, **media)
             if out.num_preempted is not None:
                 extra["num_preempted"] = max(extra["num_preempted"], 0) + out.num_preempted
             return out
@@ -129,6 +177,7 @@ class RLFactoryAgentLoop(AgentLoopBase):
             episode = Episode(
                 rt, generate, trajectory, prompt_ids, sampling_params, self.budget, settings, fork=fork,
                 on_generated=slot.brancher(self.branching, fork).generated if slot is not None else None,
+                image_format=image_format, prompt_images=prompt_images,
             )
             tokens = await episode.run()
         if trajectory.branch is not None:
@@ -140,4 +189,15 @@ class RLFactoryAgentLoop(AgentLoopBase):
         output = loop_output(trajectory, prompt_ids, tokens, trajectory_stats(trajectory), extra, self.output_cls)
         if trajectory.branch is not None:  # read by rlfactory_branch_grpo (advantage_context)
             output.extra_fields[BRANCH_KEY] = {"parent": trajectory.branch.parent, "prefix": trajectory.branch.prefix}
+        if prompt_images or tokens.images:  # what verl's training side feeds the processor, in token order
+            output.multi_modal_data = {"images": [*prompt_images, *tokens.images]}
         return output
+
+
+def _without_images(message: dict[str, Any]) -> dict[str, Any]:
+    """A prompt message with its image objects left out of its content parts (the trajectory is JSON)."""
+    content = message.get("content")
+    if not isinstance(content, list):
+        return message
+    parts = [{k: v for k, v in p.items() if k != "image"} if isinstance(p, dict) else p for p in content]
+    return {**message, "content": parts}

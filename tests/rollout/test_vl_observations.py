@@ -1,0 +1,179 @@
+"""A vision-language model (the tiny Qwen2-VL and its processor, loaded by verl's own ``hf_processor``) with the
+image pack through the real rlfactory_agent loop: tool images enter the token stream as the processor's image
+tokens (mask 0), go to every later generation and to the output's ``multi_modal_data`` in order, and verl's own
+training-side code (``_compute_multi_modal_inputs`` / ``_compute_position_ids``) finds one image token per
+vision feature. Text-only models still read ``[image WxH fmt]``; images past the observation limit are left out
+whole; a stateless row's images count against the per-trajectory limits."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from verl.experimental.agent_loop.agent_loop import AgentLoopWorker, DictConfigWrap
+
+from rlfactory_plugins import hookimpl, plugins
+from rlfactory_plugins.testing.tiny_vl_model import IMAGE_PAD, VISION_END, VISION_START, build_tiny_vl_model
+from rlfactory_plugins.verl.agent_loop import RLFactoryAgentLoop
+from tests.helpers.rollout import ScriptedServer, run_loop, spans, traj_of
+
+rlfactory_tool_image = pytest.importorskip("rlfactory_tool_image", reason="the pack tool_plugins/rlfactory-tool-image")
+from PIL import Image  # noqa: E402 - after the pack (which needs Pillow) is known to be there
+
+from tests.rollout.test_image_observations import ROW, call, image_section  # noqa: E402
+
+pytestmark = pytest.mark.timeout(120)
+
+
+class Snapshot:
+    """A stateless tool returning a new image each call (no session: the row is stateless)."""
+
+    @hookimpl
+    def register_tools(self, register):
+        def snapshot(side: int) -> list:
+            "A square snapshot."
+            return [f"snapshot {side}:", Image.new("RGB", (side, side), (side, 0, 0))]
+
+        register(snapshot)
+
+
+@pytest.fixture(scope="module")
+def vl(tmp_path_factory):
+    from verl.utils.tokenizer import hf_processor
+
+    path = build_tiny_vl_model(tmp_path_factory.mktemp("tiny_vl") / "m")
+    processor = hf_processor(str(path), trust_remote_code=True)  # what verl's trainer gives the agent loop
+    assert processor is not None and hasattr(processor, "get_rope_index")
+    return processor
+
+
+@pytest.fixture
+def image_tools(tools_plugin):
+    pm, registry = plugins.load_plugins()
+    plugins.register_plugin(pm, registry, rlfactory_tool_image, "image")
+    plugins.register_plugin(pm, registry, Snapshot(), "vl-test-snapshot")
+    assert not registry.errors, registry.errors
+    return registry
+
+
+class RecordingServer(ScriptedServer):
+    """The scripted server, also recording the images each generation was given."""
+
+    async def generate(self, request_id, *, prompt_ids, sampling_params, image_data=None, **kw):
+        out = await super().generate(request_id, prompt_ids=prompt_ids, sampling_params=sampling_params, **kw)
+        self.calls[-1]["images"] = list(image_data or [])
+        return out
+
+
+def vl_loop(server, processor, section: dict) -> RLFactoryAgentLoop:
+    config = OmegaConf.create({
+        "actor_rollout_ref": {"rollout": {"prompt_length": 1024, "response_length": 2048}},
+        "data": {"continuous_token": {"enable": False}},
+        "rlfactory": section,
+    })
+    return RLFactoryAgentLoop(
+        trainer_config=DictConfigWrap(config), server_manager=server, tokenizer=processor.tokenizer,
+        processor=processor, dataset_cls=None, data_config=DictConfigWrap(config.data), hf_model_type="qwen2_vl",
+    )
+
+
+def runs(ids: list[int], token: int) -> list[tuple[int, int]]:
+    """``[start, end)`` runs of ``token`` in ``ids``."""
+    return spans([0 if t == token else 1 for t in ids], 0)
+
+
+def training_inputs(processor, out) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """What verl's training side computes from the loop's output: its own methods, on the real processor."""
+    worker = SimpleNamespace(processor=processor, tokenizer=processor.tokenizer, mm_processor_kwargs={})
+    worker._get_mm_processor_kwargs = lambda audio=None: {}
+    input_ids = torch.tensor([out.prompt_ids + out.response_ids])
+    mm = AgentLoopWorker._compute_multi_modal_inputs(worker, out, input_ids)
+    positions = AgentLoopWorker._compute_position_ids(worker, input_ids, torch.ones_like(input_ids), mm, {})
+    return mm, input_ids, positions
+
+
+async def test_tool_images_enter_as_image_tokens_and_multi_modal_data(image_tools, vl, tmp_path) -> None:
+    tok = vl.tokenizer
+    script = [call("image_zoom", x=40, y=30, factor=2), call("image_crop", x0=0, y0=0, x1=10, y1=5),
+              "<answer>orange</answer>"]
+    server = RecordingServer(tok, script)
+    out = await run_loop(vl_loop(server, vl, image_section(tmp_path)), **ROW)
+    traj = traj_of(out)
+    assert traj.stop_reason == "answer", traj.error
+    zoom, crop = (c.result for c in traj.tool_calls)
+    images = out.multi_modal_data["images"]
+    assert [im.size for im in images] == [(zoom.images[0].width, zoom.images[0].height), (10, 5)]
+    # each generation got the images so far; the first none (the row's prompt is text)
+    assert [len(c["images"]) for c in server.calls] == [0, 1, 2]
+    assert server.calls[2]["images"][0] is images[0]
+    # the observations hold the processor's expansion of each image, exactly, and no text rendering
+    pad, start, end = (tok.convert_tokens_to_ids(t) for t in (IMAGE_PAD, VISION_START, VISION_END))
+    response = out.response_ids
+    pad_runs = runs(response, pad)
+    expected = [vl(text=["x"], images=[im], return_tensors="pt")["image_grid_thw"][0].prod().item() // 4
+                for im in images]
+    assert [b - a for a, b in pad_runs] == expected
+    for a, b in pad_runs:
+        assert response[a - 1] == start and response[b] == end
+        assert set(out.response_mask[a - 1 : b + 1]) == {0}  # observation tokens are masked
+    assert "[image" not in tok.decode(server.calls[2]["prompt_ids"])
+    assert "of the 80x60 image:" in tok.decode(server.calls[1]["prompt_ids"])
+    # the mask-1 tokens are exactly what the server generated, their log-probs kept
+    model_ids = [t for t, m in zip(response, out.response_mask) if m]
+    assert model_ids == [t for o in server.outputs for t in o]
+    assert len(out.response_logprobs) == len(response)
+    # verl's training side: one image token per vision feature, M-RoPE positions over the images
+    mm, input_ids, positions = training_inputs(vl, out)
+    assert mm["image_grid_thw"].shape[0] == 2
+    assert int(mm["image_grid_thw"].prod(-1).sum()) // 4 == int((input_ids == pad).sum()) == sum(expected)
+    assert mm["pixel_values"].shape[0] == int(mm["image_grid_thw"].prod(-1).sum())
+    assert positions.shape == (1, 4, input_ids.shape[1])
+    assert not torch.equal(positions[0, 0], positions[0, 2])  # the image's h/w rows differ from the text row
+    # the trajectory stays JSON and text: its tool messages read the text rendering, dumps keep references
+    assert [m["content"].splitlines()[-1] for m in traj.messages if m["role"] == "tool"][1] == "[image 10x5 png]"
+    assert json.loads(json.dumps(out.extra_fields["rlfactory_trajectory"]))
+
+
+async def test_text_only_model_with_the_same_tokenizer_reads_text(image_tools, vl, tmp_path) -> None:
+    tok = vl.tokenizer
+    server = RecordingServer(tok, [call("image_zoom", x=40, y=30, factor=2), "<answer>orange</answer>"])
+    loop = vl_loop(server, vl, image_section(tmp_path))
+    loop.processor = None  # what verl gives a text-only model
+    out = await run_loop(loop, **ROW)
+    assert traj_of(out).stop_reason == "answer"
+    assert "[image 80x60 png]" in tok.decode(server.calls[1]["prompt_ids"])
+    assert tok.convert_tokens_to_ids(IMAGE_PAD) not in out.response_ids
+    assert out.multi_modal_data is None and server.calls[1]["images"] == []
+
+
+async def test_an_image_over_the_observation_limit_is_left_out_whole(image_tools, vl, tmp_path) -> None:
+    tok = vl.tokenizer
+    section = {**image_section(tmp_path), "rollout": {"max_observation_tokens": 40}}
+    server = RecordingServer(tok, [call("image_zoom", x=40, y=30, factor=1), "<answer>orange</answer>"])
+    out = await run_loop(vl_loop(server, vl, section), **ROW)
+    traj = traj_of(out)
+    assert traj.stop_reason == "answer" and traj.turns[0].observation_truncated
+    assert tok.convert_tokens_to_ids(IMAGE_PAD) not in out.response_ids  # 80x60 is 12 tokens after 30+ of text
+    assert "...[truncated]" in tok.decode(server.calls[1]["prompt_ids"])
+    assert out.multi_modal_data is None and server.calls[1]["images"] == []
+
+
+async def test_a_stateless_rows_images_count_per_trajectory(image_tools, vl, tmp_path) -> None:
+    tok = vl.tokenizer
+    section = {**image_section(tmp_path, max_per_trajectory=1), "tools": ["snapshot"]}
+    script = [call("snapshot", side=56), call("snapshot", side=28), "<answer>red</answer>"]
+    server = RecordingServer(tok, script)
+    loop = vl_loop(server, vl, section)
+    out = await run_loop(loop)
+    traj = traj_of(out)
+    first, second = (c.result for c in traj.tool_calls)
+    assert first.ok and second.status.value == "tool_error" and "max_per_trajectory=1" in second.error
+    assert [im.size for im in out.multi_modal_data["images"]] == [(56, 56)]
+    assert traj.tool_state == {}  # no session was opened for the stateless row, nor registered
+    from rlfactory_plugins.rollout.runtime import get_runtime
+
+    rt = await get_runtime(loop.rlf_config, tok, loop.apply_chat_template_kwargs, loop.verl_tools)
+    assert not rt.sessions.used
