@@ -29,45 +29,42 @@ a tool that knows it is dead raises ``ToolCrashed`` on the next call. Other traj
 affected. Stateful calls are **never cached and never retried**: a retried ``set`` or ``write`` is
 not idempotent, and a cached result from another trajectory would show state the model never made.
 Retries (step 6) therefore apply to stateless tools only.
+
+Where each part lives: a tool's timeout, limit, cache flag and validator (steps 1-4) are its
+:class:`~rlfactory_plugins.tools.slots.ToolSlot`; steps 5-7 are
+:func:`~rlfactory_plugins.tools.execute.execute`; per-trajectory image limits are
+:class:`~rlfactory_plugins.tools.trajectory_images.TrajectoryImageBudgets`. This module routes a
+call through them, keeps the cache, the concurrency limits and the metrics, and owns the lifecycle.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import difflib
 import json
 import logging
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cachetools import LRUCache
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from rlfactory_plugins.config.tools import ToolEntry, ToolManagerConfig
-from rlfactory_plugins.errors import ConfigError, UnknownNameError
-from rlfactory_plugins.tools.base import (
-    Tool,
-    ToolCrashed,
-    ToolError,
-    ToolResult,
-    ToolSpec,
-    ToolStatus,
-    TransientToolError,
-    render_output,
-)
+from rlfactory_plugins.errors import UnknownNameError
+from rlfactory_plugins.tools.base import Tool, ToolResult, ToolSpec, ToolStatus
 from rlfactory_plugins.tools.binding import config_entries, external_sources, registry_tools
-from rlfactory_plugins.tools.images import ImageBudget, ImageError, has_images, image_output
+from rlfactory_plugins.tools.execute import execute, truncate
 from rlfactory_plugins.tools.metrics import ManagerMetrics
 from rlfactory_plugins.tools.session import SessionBroken, SessionRegistry, StatefulTool, TrajectorySessions
-from rlfactory_plugins.tools.validation import ArgumentValidator, InvalidArguments
+from rlfactory_plugins.tools.slots import ToolSlot, make_slot, unknown_message
+from rlfactory_plugins.tools.trajectory_images import TrajectoryImageBudgets
+from rlfactory_plugins.tools.validation import InvalidArguments
 
 if TYPE_CHECKING:
     from rlfactory_plugins.config import RLFactoryConfig
     from rlfactory_plugins.registry import Registry
+
+__all__ = ["UNKNOWN_BUCKET", "ToolManager", "cache_key", "truncate"]
 
 logger = logging.getLogger("rlfactory.tools")
 
@@ -75,32 +72,8 @@ logger = logging.getLogger("rlfactory.tools")
 UNKNOWN_BUCKET = "_unknown"
 
 
-@dataclass
-class _Slot:
-    """A tool with the limits the manager applies to it."""
-
-    tool: Tool
-    timeout: float
-    limit: asyncio.Semaphore | None
-    cache: bool
-    validate: ArgumentValidator
-
-
-def truncate(text: str, limit: int) -> tuple[str, bool]:
-    """Cut ``text`` to ``limit`` characters, ending with a marker the model can see."""
-    if len(text) <= limit:
-        return text, False
-    return f"{text[:limit]}\n[... truncated {len(text) - limit} of {len(text)} characters]", True
-
-
 def cache_key(name: str, arguments: dict[str, Any]) -> str:
     return name + "\0" + json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def _drop_result(task: asyncio.Task[Any]) -> None:
-    """Done-callback of an abandoned call: fetch its outcome so asyncio does not warn about it."""
-    if not task.cancelled():
-        task.exception()
 
 
 class ToolManager:
@@ -117,31 +90,17 @@ class ToolManager:
         if stray:
             raise UnknownNameError("tool", stray[0], tools, "Every per-tool setting must name a tool the manager has.")
         self.config = config
-        self._slots = {name: self._slot(tool, overrides.get(name)) for name, tool in tools.items()}
+        self._slots: dict[str, ToolSlot] = {
+            name: make_slot(tool, overrides.get(name), config) for name, tool in tools.items()
+        }
         self._global = asyncio.Semaphore(config.max_concurrency)
         self._cache: LRUCache[str, ToolResult] = LRUCache(maxsize=config.cache_size)
         self._metrics = ManagerMetrics()
         self._sessions = SessionRegistry.from_config(config)
         self._in_flight = 0
-        # per-trajectory image counts, keyed on the trajectory's sessions (gone with them)
-        self._image_budgets: weakref.WeakKeyDictionary[TrajectorySessions, ImageBudget] = weakref.WeakKeyDictionary()
+        self._image_budgets = TrajectoryImageBudgets(config.images)
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._closed = False
-
-    def _slot(self, tool: Tool, entry: ToolEntry | None) -> _Slot:
-        entry = entry or ToolEntry(name=tool.name)
-        timeout = entry.timeout or tool.timeout or self.config.default_timeout
-        concurrency = entry.max_concurrency or tool.max_concurrency
-        cache = entry.cache if entry.cache is not None else (tool.cacheable or self.config.cache)
-        if tool.stateful:
-            if entry.cache or tool.cacheable:
-                raise ConfigError(
-                    f"rlfactory.tools: {tool.name!r} is a stateful tool; its results depend on the trajectory's "
-                    "session and are never cached. Remove 'cache: true' for it"
-                )
-            cache = False  # the global tool_manager.cache does not apply to stateful tools
-        limit = asyncio.Semaphore(concurrency) if concurrency else None
-        return _Slot(tool=tool, timeout=timeout, limit=limit, cache=cache, validate=ArgumentValidator(tool))
 
     # -- construction from the rlfactory config ------------------------------------------
     @classmethod
@@ -221,7 +180,7 @@ class ToolManager:
         shown_args = arguments if isinstance(arguments, dict) else None
         slot = self._slots.get(name) if allowed is None or name in allowed else None
         if slot is None:
-            error = _unknown(name, self._slots, allowed)
+            error = unknown_message(name, self._slots, allowed)
             return self._done(ToolResult(name=name, arguments=shown_args, status=ToolStatus.unknown_tool, error=error),
                               start, UNKNOWN_BUCKET)
         try:
@@ -242,35 +201,21 @@ class ToolManager:
         key = cache_key(name, args) if slot.cache else None
         if key is not None and (hit := self._cache.get(key)) is not None:
             hit = hit.model_copy(update={"arguments": shown_args, "cached": True})
-            return self._done(self._charge_images(hit, sessions), start)
+            return self._done(self._image_budgets.charge(hit, sessions), start)
         async with self._global, (slot.limit or contextlib.nullcontext()):
             self._in_flight += 1
             self._metrics.max_in_flight = max(self._metrics.max_in_flight, self._in_flight)
             try:
                 if session is not None:
-                    result = await self._run(slot, args, sessions, session)
+                    result = await execute(slot, args, self.config, sessions, session)
                 else:
-                    result = await self._run(slot, args)
+                    result = await execute(slot, args, self.config)
             finally:
                 self._in_flight -= 1
         result.arguments = shown_args
         if key is not None and result.ok:
             self._cache[key] = result
-        return self._done(self._charge_images(result, sessions), start)
-
-    def _charge_images(self, result: ToolResult, sessions: TrajectorySessions | None) -> ToolResult:
-        """Count an ok result's images against its trajectory's limits; over one, it becomes ``tool_error``."""
-        if not result.images or sessions is None:
-            return result
-        budget = self._image_budgets.get(sessions)
-        if budget is None:
-            budget = self._image_budgets[sessions] = ImageBudget(self.config.images)
-        try:
-            budget.charge(result.images)
-        except ImageError as e:
-            return result.model_copy(update={"status": ToolStatus.tool_error, "output": "", "images": [],
-                                             "error": str(e), "truncated": False})
-        return result
+        return self._done(self._image_budgets.charge(result, sessions), start)
 
     async def call_many(
         self,
@@ -292,75 +237,6 @@ class ToolManager:
         result.latency_s = time.perf_counter() - start
         self._metrics.record(result, bucket)
         return result
-
-    async def _run(
-        self, slot: _Slot, args: dict[str, Any], sessions: TrajectorySessions | None = None, session: Any = None
-    ) -> ToolResult:
-        name, limit = slot.tool.name, self.config.max_output_chars
-        attempts = 0
-        stateful = slot.tool.stateful
-
-        async def attempt_all() -> Any:
-            nonlocal attempts
-            attempts = 1
-            try:  # the common case skips tenacity's per-call set-up
-                if sessions is not None:
-                    assert isinstance(slot.tool, StatefulTool)
-                    return await slot.tool.acall_in(session, args)
-                return await slot.tool.acall(args)
-            except TransientToolError:
-                if self.config.retries == 0 or stateful:  # a stateful call is not idempotent: never retried
-                    raise
-            backoff = self.config.retry_backoff
-            await asyncio.sleep(backoff)
-            retrying = AsyncRetrying(
-                retry=retry_if_exception_type(TransientToolError),
-                stop=stop_after_attempt(self.config.retries),
-                wait=wait_exponential(multiplier=backoff * 2, exp_base=2, max=60),
-                reraise=True,
-            )
-            async for attempt in retrying:
-                with attempt:
-                    attempts += 1
-                    return await slot.tool.acall(args)
-
-        task = asyncio.ensure_future(attempt_all())
-        if sessions is not None:
-            sessions.track(task)  # the trajectory's close lets an abandoned call settle first
-        try:
-            done, _ = await asyncio.wait({task}, timeout=slot.timeout)
-        except asyncio.CancelledError:  # the caller gave up: stop the tool too
-            task.cancel()
-            raise
-        if not done:
-            task.cancel()
-            task.add_done_callback(_drop_result)  # may never finish (hung thread, swallowed cancel)
-            abandoned = f"no result within {slot.timeout:g}s; the call was abandoned"
-            return ToolResult(name=name, status=ToolStatus.timeout, error=abandoned, attempts=max(attempts, 1))
-        status, output, error, images, cut = ToolStatus.ok, "", None, [], False
-        try:
-            value = task.result()
-            if has_images(value):  # decoding is CPU work: off the event loop
-                output, images, cut = await asyncio.to_thread(image_output, value, self.config.images, limit)
-            else:
-                output, cut = truncate(render_output(value), limit)
-        except ToolCrashed as e:
-            status, error = ToolStatus.crashed, str(e) or "the tool's backend died"
-            if sessions is not None:
-                assert isinstance(slot.tool, StatefulTool)
-                sessions.mark_broken(slot.tool, error)
-        except TransientToolError as e:
-            why = "not retried: stateful tool" if stateful else f"gave up after {attempts} attempts"
-            status, error = ToolStatus.tool_error, f"{e} ({why})"
-        except ToolError as e:
-            status, error = ToolStatus.tool_error, str(e) or type(e).__name__
-        except Exception as e:  # a bug in the tool: recorded, shown to the model, never raised
-            logger.debug("tool %r raised", name, exc_info=True)
-            status, error = ToolStatus.tool_error, f"{type(e).__name__}: {e}"
-        if error is not None:
-            error, _ = truncate(error, limit)
-        return ToolResult(name=name, status=status, output=output, error=error, attempts=attempts, truncated=cut,
-                          images=images)
 
     # -- metrics and lifecycle -------------------------------------------------------------
     def metrics(self) -> dict[str, float]:
@@ -402,12 +278,3 @@ class ToolManager:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-
-def _unknown(name: str, installed: Iterable[str], allowed: frozenset[str] | None) -> str:
-    """The ``unknown_tool`` message: over the trajectory's tool set when it has one."""
-    if allowed is None:
-        return str(UnknownNameError("tool", name, installed))
-    known = sorted(allowed)
-    msg = f"tool {name!r} is not available to this trajectory (allowed: {', '.join(known) or 'none'}"
-    close = difflib.get_close_matches(name, known, n=1)
-    return msg + (f"; did you mean {close[0]!r}?)" if close else ")")
