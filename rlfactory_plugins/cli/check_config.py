@@ -1,5 +1,5 @@
-"""``rlfactory check-config [overrides…]``: compose the config exactly as
-``main_ppo +plugins=rlfactory`` would, and validate it without starting anything."""
+"""``rlfactory check-config [--trainer main_ppo|fully_async] [overrides…]``: compose the config exactly as
+``main_ppo +plugins=rlfactory`` (or verl's fully-async trainer) would, and validate it without starting anything."""
 
 from __future__ import annotations
 
@@ -33,15 +33,22 @@ def unknown_key_message(message: str) -> str | None:
     return f"{key}: unknown key (allowed keys: {', '.join(keys)}){hint}"
 
 
-def check_config_cmd(ctx: typer.Context) -> None:
-    """Validate the training config (pass the same overrides as to main_ppo)."""
+def check_config_cmd(
+    ctx: typer.Context,
+    trainer: str = typer.Option(
+        "main_ppo", "--trainer",
+        help="whose config to compose: main_ppo (verl.trainer.main_ppo) or fully_async "
+             "(verl.experimental.fully_async_policy.fully_async_main)",
+    ),
+) -> None:
+    """Validate the training config (pass the same overrides as to main_ppo or fully_async_main)."""
     require_verl("check-config")
     from rlfactory_plugins.verl.compose import compose_config
     from rlfactory_plugins.verl.config_check import check_config
 
     overrides = [a for a in ctx.args if a != "+plugins=rlfactory"]
     try:
-        cfg = compose_config(overrides)
+        cfg = compose_config(overrides, trainer)
         model = check_config(cfg)
     except RLFactoryError as e:
         typer.secho(f"rlfactory: {e}", fg=typer.colors.RED, err=True)

@@ -18,6 +18,7 @@ from rlfactory_plugins.errors import ConfigError
 FULLY_ASYNC_KEY = "async_training"
 MULTI_TURN_KEY = "actor_rollout_ref.rollout.multi_turn.enable"
 MANAGER_KEY = "actor_rollout_ref.rollout.agent.agent_loop_manager_class"
+HYBRID_KEY = "actor_rollout_ref.hybrid_engine"
 #: the manager ``+plugins=rlfactory`` sets (rlfactory_plugins/verl/worker.py)
 RLFACTORY_MANAGER = "rlfactory_plugins.verl.worker.AgentLoopManager"
 
@@ -38,6 +39,12 @@ def check_fully_async(cfg: Any, model: RLFactoryConfig, *, manager_substituted: 
             f"{MULTI_TURN_KEY}={get_key(cfg, MULTI_TURN_KEY)!r}: verl's fully-async rollouter then sends every row "
             "to single_turn_agent (fully_async_policy/detach_utils.py, prepare_single_generation_data), so "
             f"rlfactory_agent would never run; set {MULTI_TURN_KEY}=True (+plugins=rlfactory sets it)"
+        )
+    if get_key(cfg, HYBRID_KEY) is not False:
+        raise ConfigError(
+            f"{HYBRID_KEY}={get_key(cfg, HYBRID_KEY)!r}: verl's fully-async trainer runs the rollout on its own "
+            "devices and asserts it off once Ray has started (fully_async_rollouter.py, fully_async_trainer.py); "
+            f"set {HYBRID_KEY}=False"
         )
     manager = get_key(cfg, MANAGER_KEY)
     if manager and manager != RLFACTORY_MANAGER:

@@ -24,9 +24,26 @@ FULLY_ASYNC_MAIN = "verl.experimental.fully_async_policy.fully_async_main"
 
 
 def fully_async_config(*overrides: str):
-    """The config ``fully_async_main +plugins=rlfactory <overrides>`` runs with."""
+    """The config ``fully_async_main +plugins=rlfactory actor_rollout_ref.hybrid_engine=False <overrides>`` runs with."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
-        return compose(config_name="fully_async_ppo_trainer", overrides=["+plugins=rlfactory", *overrides])
+        return compose(config_name="fully_async_ppo_trainer",
+                       overrides=["+plugins=rlfactory", "actor_rollout_ref.hybrid_engine=False", *overrides])
+
+
+def test_check_config_composes_the_fully_async_trainers_config():
+    from rlfactory_plugins.verl.compose import compose_config
+
+    assert compose_config(["actor_rollout_ref.hybrid_engine=False"], "fully_async") == fully_async_config()
+    with pytest.raises(ConfigError, match=r"trainer 'one_step': unknown; use one of main_ppo, fully_async"):
+        compose_config([], "one_step")
+
+
+def test_check_config_cli_checks_the_fully_async_line(venv_run):
+    bad = venv_run("rlfactory", "check-config", "--trainer", "fully_async", "rlfactory.rollout.straggler_fraction=0.5")
+    assert bad.returncode == 2
+    assert "hybrid_engine=True: verl's fully-async trainer runs the rollout on its own devices" in bad.stderr
+    ok = venv_run("rlfactory", "check-config", "--trainer", "fully_async", "actor_rollout_ref.hybrid_engine=False")
+    assert ok.returncode == 0 and "ok: agent loop 'rlfactory_agent'" in ok.stdout
 
 
 def test_plugin_selects_rlfactory_and_turns_multi_turn_on(venv_run):
@@ -54,6 +71,7 @@ def test_the_plugin_default_passes_the_check():
 
 
 @pytest.mark.parametrize(("override", "message"), [
+    ("actor_rollout_ref.hybrid_engine=True", r"hybrid_engine=True: .* set actor_rollout_ref.hybrid_engine=False"),
     ("actor_rollout_ref.rollout.multi_turn.enable=False",
      r"multi_turn.enable=False: verl's fully-async rollouter then sends every row to single_turn_agent"),
     ("actor_rollout_ref.rollout.agent.agent_loop_manager_class=my.Manager",
