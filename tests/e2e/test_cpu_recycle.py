@@ -40,7 +40,9 @@ SETTINGS = {  # replaces grpo_overrides' values of these keys
     "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu": "4",
     "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu": "4",
 }
-RECYCLE = ["rlfactory.rollout.recycle.enabled=true", "rlfactory.rollout.recycle.oversample=1.0"]
+RECYCLE = ["rlfactory.rollout.recycle.enabled=true", "rlfactory.rollout.recycle.oversample=1.0",
+           # verl's off-policy correction on the rollout's own log-probs (calculate_log_probs=True in grpo_overrides)
+           "algorithm.rollout_correction.rollout_is=token"]
 RAN = {"ok", "tool_error", "timeout", "crashed"}  # the statuses of a call the tool ran
 
 
@@ -81,6 +83,7 @@ def test_three_steps_on_colocate_async_with_recycled_trajectories_and_none_dropp
         assert math.isfinite(m["actor/grad_norm"]), step
         assert m["training/recycle/dropped_groups"] == 0, (step, m)
         assert m["rollout/trajectories"] == BATCH * N, (step, m["rollout/trajectories"])  # a full batch each step
+        assert any(k.startswith("rollout_corr/rollout_is") for k in m), sorted(k for k in m if "rollout_corr" in k)
     assert metrics[1]["training/recycle/trajectories"] == 0  # nothing is older than the first weights
     # the groups kept in flight at step 1 (oversample x train_batch_size) are trained in later steps
     recycled = sum(m["training/recycle/trajectories"] for m in metrics.values())
