@@ -3,6 +3,12 @@ causal LM. It answers the token-in/token-out ``generate`` call that verl's agent
 (``verl.workers.rollout.llm_server.LLMServerClient``) with a KV-cached sampling loop that also
 returns per-token log-probs, and the control calls the trainer makes (sleep / wake_up / abort /
 resume / kv-cache). Meant for tiny models and recipe debugging, not throughput.
+
+A vision-language model (an image-text-to-text config, e.g. the tiny Qwen2-VL of
+:mod:`rlfactory_plugins.testing.tiny_vl_model`) takes ``image_data``: the images whose placeholder
+tokens the prompt ids already hold, in order. They go through the model's image processor (the one
+verl's training side runs) and the prefill; positions are the model's M-RoPE index, passed
+explicitly every step (the model's own cached ``rope_deltas`` is shared by interleaved requests).
 """
 
 from __future__ import annotations
@@ -99,12 +105,15 @@ class HFRolloutServer:
         self._inflight = 0
         self._request_seq = 0
         self._weights_version = 0
+        self.image_processor: Any = None  # vision-language models only
+        self.image_token_id: Optional[int] = None
 
     # -- lifecycle ---------------------------------------------------------
 
     def launch_server(self) -> tuple[str, int]:
         """Load the model; return ``(path, number of parameters)``."""
-        from transformers import AutoModelForCausalLM, GenerationConfig
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, GenerationConfig
+        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
         path = _model_path(self.model_config)
         trust = bool(_cfg(self.model_config, "trust_remote_code", False))
@@ -112,9 +121,12 @@ class HFRolloutServer:
         attn = override.get("attn_implementation", "sdpa")
         if attn.startswith("flash_attention"):
             attn = "sdpa"  # no flash-attn kernels on CPU; the math is the same
-        self.model = AutoModelForCausalLM.from_pretrained(
-            path, torch_dtype=self._dtype, trust_remote_code=trust, attn_implementation=attn
-        )
+        hf_config = AutoConfig.from_pretrained(path, trust_remote_code=trust)
+        vision = hf_config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and hasattr(hf_config, "vision_config")
+        auto = AutoModelForImageTextToText if vision else AutoModelForCausalLM
+        self.model = auto.from_pretrained(path, torch_dtype=self._dtype, trust_remote_code=trust, attn_implementation=attn)
+        if vision:
+            self._load_image_processor(path, trust)
         self.model.eval()
         eos: list[int] = []
         try:
@@ -122,7 +134,8 @@ class HFRolloutServer:
             eos = gen.eos_token_id if isinstance(gen.eos_token_id, list) else [gen.eos_token_id]
         except (OSError, ValueError):
             pass
-        cfg_eos = self.model.config.eos_token_id
+        text_config = getattr(self.model.config, "text_config", None)  # a vision-language config keeps it there
+        cfg_eos = getattr(self.model.config, "eos_token_id", getattr(text_config, "eos_token_id", None))
         eos += cfg_eos if isinstance(cfg_eos, list) else [cfg_eos]
         self.eos_token_ids = {int(t) for t in eos if t is not None}
         if not self.eos_token_ids:
@@ -130,6 +143,40 @@ class HFRolloutServer:
         n_params = sum(p.numel() for p in self.model.parameters())
         logger.info("transformers rollout server %s loaded %s (%d params)", self.replica_rank, path, n_params)
         return path, n_params
+
+    def _load_image_processor(self, path: str, trust: bool) -> None:
+        processor = _cfg(self.model_config, "processor", None)
+        if processor is None:
+            from transformers import AutoProcessor
+
+            processor = AutoProcessor.from_pretrained(path, trust_remote_code=trust)
+        self.image_processor = getattr(processor, "image_processor", None)
+        self.image_token_id = getattr(self.model.config, "image_token_id", None)
+        if self.image_processor is None or self.image_token_id is None or not hasattr(self.model.model, "get_rope_index"):
+            raise CPUBackendError(
+                f"the transformers CPU rollout serves vision-language models of the Qwen-VL kind (an image processor, "
+                f"config.image_token_id, M-RoPE); {path} has processor {type(processor).__name__}. Run it on a GPU "
+                "with vLLM/SGLang"
+            )
+
+    def _vision_inputs(self, prompt_ids: list[int], images: list[Any]) -> tuple[dict[str, Any], int]:
+        """The prefill's pixel inputs and M-RoPE positions, and the position offset of later tokens."""
+        ids = torch.tensor([prompt_ids], dtype=torch.long)
+        extra: dict[str, Any] = {}
+        if images:
+            pixels = self.image_processor(images=list(images), return_tensors="pt")
+            grid = pixels["image_grid_thw"]
+            merge = int(getattr(self.image_processor, "merge_size", 1)) ** 2
+            want, have = int(grid.prod(-1).sum()) // merge, int((ids == self.image_token_id).sum())
+            if want != have:
+                raise CPUBackendError(
+                    f"the prompt holds {have} image tokens but its {len(images)} image(s) make {want}; the agent loop "
+                    "must expand each image's placeholder with the model's own processor"
+                )
+            extra = {"pixel_values": pixels["pixel_values"].to(self._dtype), "image_grid_thw": grid}
+        mm_types = (ids == self.image_token_id).int()
+        positions, deltas = self.model.model.get_rope_index(ids, mm_types, image_grid_thw=extra.get("image_grid_thw"))
+        return {**extra, "position_ids": positions}, int(deltas.reshape(-1)[0])
 
     def get_server_address(self) -> str:
         # verl keys its load balancer by address; this backend has no HTTP endpoint.
@@ -182,10 +229,11 @@ class HFRolloutServer:
     ) -> TokenOutput:
         if self.model is None:
             raise CPUBackendError("generate() called before launch_server(); the replica failed to start")
-        if image_data or video_data or audio_data:
+        if video_data or audio_data or (image_data and self.image_processor is None):
             raise CPUBackendError(
-                "the transformers CPU rollout serves text-only models; got multimodal data for "
-                f"request {request_id!r}. Run multimodal recipes on a GPU with vLLM/SGLang"
+                "the transformers CPU rollout serves text-only models and vision-language models with images; got "
+                f"{'video/audio' if video_data or audio_data else 'images for a text-only model'} for request "
+                f"{request_id!r}. Run such recipes on a GPU with vLLM/SGLang"
             )
         sampling_params = dict(sampling_params or {})
         await self._gate.wait()
@@ -214,9 +262,11 @@ class HFRolloutServer:
         log_probs: list[float] = []
         stop_reason = "completed"
         weights_version = self._weights_version
+        vision = self.image_processor is not None
         try:
             past = None
             step_input = torch.tensor([prompt_ids], dtype=torch.long)
+            prefill, delta = await asyncio.to_thread(self._vision_inputs, prompt_ids, image_data or []) if vision else ({}, 0)
             for _ in range(max_tokens):
                 if self._abort:
                     stop_reason = "aborted"
@@ -225,8 +275,14 @@ class HFRolloutServer:
                     past = None  # weights changed mid-request: recompute the prefix
                     step_input = torch.tensor([prompt_ids + token_ids], dtype=torch.long)
                     weights_version = self._weights_version
+                    if vision:
+                        prefill, delta = self._vision_inputs(prompt_ids + token_ids, image_data or [])
+                step = prefill
+                if vision and past is not None:  # one new token: its M-RoPE position on all three axes
+                    at = len(prompt_ids) + len(token_ids) - 1 + delta
+                    step = {"position_ids": torch.full((3, 1, 1), at, dtype=torch.long)}
                 with torch.inference_mode():
-                    out = self.model(input_ids=step_input, past_key_values=past, use_cache=True)
+                    out = self.model(input_ids=step_input, past_key_values=past, use_cache=True, **step)
                 past = out.past_key_values
                 logits = out.logits[0, -1].float()
                 if rep_penalty != 1.0 and (prompt_ids or token_ids):
