@@ -4,7 +4,7 @@
 # too small for the whole picture; the tools' images come back as observations.
 #
 # Before running:
-#   1. pip install -e '.[verl,vllm]' tool_plugins/rlfactory-tool-image reward_plugins/rlfactory-reward-qa
+#   1. pip install -e '.[verl,vllm]' tool_plugins/rlfactory-tool-image reward_plugins/rlfactory-reward-qa qwen-vl-utils
 #   2. data:   python examples/multimodal/prepare_data.py --out data/multimodal   (2000 train / 200 test, Pillow)
 #   3. check:  bash examples/multimodal/train_qwen25vl_3b_grpo.sh --check   (composes the config on CPU, starts
 #              nothing, needs neither the data nor the model weights)
@@ -82,14 +82,22 @@ ARGS=(
     trainer.default_local_dir="checkpoints/$RUN_NAME"
 )
 
+# verl's dataset measures an image row's prompt with qwen_vl_utils (verl/utils/dataset/rl_dataset.py,
+# _process_multi_modal_info); without it data.filter_overlong_prompts=true drops every image row as "too long".
+NO_QWEN_VL_UTILS="qwen_vl_utils is not installed: verl's length filter would drop every image row"
+NO_QWEN_VL_UTILS+="; pip install qwen-vl-utils"
+has_qwen_vl_utils() { python3 -c "import qwen_vl_utils" 2>/dev/null; }
+
 if [[ "${1:-}" == "--check" ]]; then
     shift
     # check-config composes and validates the config only: it loads neither the data nor the model, its
     # tokenizer or its (Qwen2.5-VL) processor, so it runs offline on CPU; the processor is first loaded by
     # verl's workers (actor_rollout_ref.model.path) when training starts.
     echo "checking the config only: the data, the model weights and the Qwen2.5-VL processor are not loaded" >&2
+    has_qwen_vl_utils || echo "warning: $NO_QWEN_VL_UTILS" >&2
     exec rlfactory check-config "${ARGS[@]}" "$@"
 fi
+has_qwen_vl_utils || { echo "error: $NO_QWEN_VL_UTILS" >&2; exit 2; }
 mkdir -p "runs/$RUN_NAME"
 export VERL_FILE_LOGGER_PATH="runs/$RUN_NAME/metrics.jsonl"   # verl's file logger: what `rlfactory report` reads
 python3 -m verl.trainer.main_ppo "${ARGS[@]}" "$@" 2>&1 | tee "runs/$RUN_NAME/train.log"

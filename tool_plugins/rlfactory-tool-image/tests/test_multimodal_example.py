@@ -97,6 +97,63 @@ def test_the_recipe_composes_and_checks_its_config_offline() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "tools ['image_crop', 'image_zoom']" in done.stdout and "rewards ['qa_em', 'qa_format']" in done.stdout
     assert "the model weights and the Qwen2.5-VL processor are not loaded" in done.stderr
+    try:
+        import qwen_vl_utils  # noqa: F401
+    except ImportError:  # the check says what training would lack
+        assert "pip install qwen-vl-utils" in done.stderr
+    else:
+        assert "qwen-vl-utils" not in done.stderr
     assert "could not register" not in done.stderr
     bad = _check("rlfactory.tool_manager.images.max_per_call=-1")  # the recipe's image limits are checked too
     assert bad.returncode == 2 and "max_per_call" in bad.stderr
+
+
+
+@pytest.fixture(scope="module")
+def vl_processor(tmp_path_factory):
+    pytest.importorskip("verl", reason="verl's dataset: install rlfactory[verl]")
+    from transformers import AutoProcessor
+
+    from rlfactory_plugins.testing.tiny_vl_model import build_tiny_vl_model
+
+    return AutoProcessor.from_pretrained(build_tiny_vl_model(tmp_path_factory.mktemp("tiny_vl") / "m"),
+                                         trust_remote_code=True)
+
+
+def _dataset(data: Path, processor, tmp_path: Path, filter_overlong: bool):
+    from omegaconf import OmegaConf
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+
+    config = OmegaConf.create({"image_key": "images", "max_prompt_length": 2048, "return_raw_chat": True,
+                               "filter_overlong_prompts": filter_overlong, "cache_dir": str(tmp_path / "cache")})
+    return RLHFDataset([str(data / "train.parquet")], processor.tokenizer, config, processor)
+
+
+def test_verls_dataset_gives_the_row_image_to_a_vl_processor(data: Path, vl_processor, tmp_path: Path) -> None:
+    """verl's RLHFDataset (what main_ppo builds from data.train_files) with a real Qwen2-VL processor (the offline
+    tiny one): the row's <image> becomes an image part of the raw prompt, and the processor expands it to the
+    image tokens of its grid."""
+    from rlfactory_plugins.testing.tiny_vl_model import MERGE_SIZE
+
+    item = _dataset(data, vl_processor, tmp_path, filter_overlong=False)[0]
+    (message,) = item["raw_prompt"]
+    image, text = message["content"]
+    assert image["type"] == "image" and image["image"].size == (320, 240)
+    assert text["type"] == "text" and "four-character code" in text["text"]
+    prompt = vl_processor.apply_chat_template(item["raw_prompt"], tokenize=False, add_generation_prompt=True)
+    out = vl_processor(text=[prompt], images=[image["image"].convert("RGB")], return_tensors="pt")
+    t, h, w = out["image_grid_thw"][0].tolist()
+    assert out["input_ids"][0].tolist().count(vl_processor.image_token_id) == t * h * w // MERGE_SIZE**2 > 0
+
+
+def test_verls_length_filter_needs_qwen_vl_utils(data: Path, vl_processor, tmp_path: Path) -> None:
+    """data.filter_overlong_prompts=true (the recipe's) measures image rows with qwen_vl_utils
+    (verl/utils/dataset/rl_dataset.py, _process_multi_modal_info): with it every row is kept; without it verl
+    counts every image row as too long and drops it, which is why the script refuses to train without it."""
+    kept = len(_dataset(data, vl_processor, tmp_path, filter_overlong=True))
+    try:
+        import qwen_vl_utils  # noqa: F401
+    except ImportError:
+        assert kept == 0
+    else:
+        assert kept == 4
