@@ -81,6 +81,19 @@ def test_without_cpu_mode_only_rlfactory_choices_change(venv_run):
     # only copy it into the batch's meta_info
     assert ours["actor_rollout_ref"]["rollout"]["multi_turn"]["enable"] is True
     ours["actor_rollout_ref"]["rollout"]["multi_turn"]["enable"] = False
+    # rlfactory.rollout.recycle's keys (docs/recycling.md): interpolations whose values, recycling off, are verl's own
+    from rlfactory_plugins.config.recycle import OFF_VALUES
+
+    v1, verl_v1 = ours["trainer"]["v1"], plain["trainer"]["v1"]
+    recycle_keys = {"trainer_mode": (v1, verl_v1, "trainer_mode"),
+                    "num_warmup_batches": (v1["colocate_async"], verl_v1["colocate_async"], "num_warmup_batches"),
+                    "max_off_policy_threshold": (v1["sampler"], verl_v1["sampler"], "max_off_policy_threshold"),
+                    "max_off_policy_strategy": (v1["sampler"], verl_v1["sampler"], "max_off_policy_strategy"),
+                    "sampler_path": (v1["sampler"]["custom_sampler"], verl_v1["sampler"]["custom_sampler"], "path"),
+                    "sampler_name": (v1["sampler"]["custom_sampler"], verl_v1["sampler"]["custom_sampler"], "name")}
+    for name, (node, verl_node, key) in recycle_keys.items():
+        assert node[key] == f"${{rlfactory_recycle:{name}}}" and OFF_VALUES[name] == verl_node[key], name
+        node[key] = verl_node[key]
     assert ours == plain
 
 
