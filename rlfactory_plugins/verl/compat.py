@@ -171,7 +171,7 @@ INSTANCE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "ReplayBuffer (oversample)": ("sampler_kwargs", "trainer_mode", "refill_fn", "finished_keys", "failure_keys",
                                   "pending_keys", "running_keys", "partitions"),
     "ReplayBufferAsync (recycle)": ("trainer_mode", "sampler_kwargs", "max_off_policy_threshold",
-                                    "max_off_policy_strategy", "pending_keys", "running_keys"),
+                                    "max_off_policy_strategy", "pending_keys", "running_keys", "finished_keys"),
     "RolloutReplica (cpu.rollout)": ("config", "model_config", "nnodes", "world_size", "gpus_per_node", "workers",
                                      "servers", "replica_rank", "name_suffix", "max_concurrency", "is_reward_model",
                                      "is_teacher_model", "_server_handle", "_server_address"),

@@ -107,13 +107,15 @@ class RecyclingReplayBuffer(ReplayBufferAsync):
             for extra in _values(data.pop("extra_fields")):
                 t, c = saved_work((extra or {}).get(TRAJECTORY_KEY) or {}, global_steps - 1)
                 tokens, calls = tokens + t, calls + c
+        taken = {key.split("_")[0] for key in batch.keys}
         dropped = sum(v for k, v in metrics.items() if k.endswith("/evicted_samples"))
         metrics.update(stats)
         metrics.update({
             f"{PREFIX}/tokens_saved": tokens,
             f"{PREFIX}/tool_calls_saved": calls,
             f"{PREFIX}/dropped_groups": dropped,
-            # groups left generating into the next steps (the last poll's count)
+            # groups left for the next steps (the last poll's counts): still generating, and complete but not taken
             f"{PREFIX}/in_flight_groups": len(self.pending_keys[partition_id]) + len(self.running_keys[partition_id]),
+            f"{PREFIX}/waiting_groups": len(self.finished_keys[partition_id] - taken),
         })
         return batch, metrics

@@ -85,6 +85,9 @@ def test_three_steps_on_colocate_async_with_recycled_trajectories_and_none_dropp
         assert m["rollout/trajectories"] == BATCH * N, (step, m["rollout/trajectories"])  # a full batch each step
         assert any(k.startswith("rollout_corr/rollout_is") for k in m), sorted(k for k in m if "rollout_corr" in k)
     assert metrics[1]["training/recycle/trajectories"] == 0  # nothing is older than the first weights
+    # step 1 had 2 x train_batch_size groups (oversample=1.0): the ones it did not take are kept, none dropped
+    carried = metrics[1]["training/recycle/in_flight_groups"] + metrics[1]["training/recycle/waiting_groups"]
+    assert carried == BATCH, metrics[1]
     # the groups kept in flight at step 1 (oversample x train_batch_size) are trained in later steps
     recycled = sum(m["training/recycle/trajectories"] for m in metrics.values())
     assert recycled >= BATCH * N, {s: m["training/recycle/trajectories"] for s, m in metrics.items()}
