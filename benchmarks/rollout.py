@@ -11,7 +11,10 @@ slots, on CPU. One JSON line per scenario on stdout::
 ``bound_s`` is the critical-path lower bound, ``efficiency`` = bound / wall, and
 ``speedup.vs_X`` = wall of X / wall of rlfactory (above 1: rlfactory is faster).
 
-Run: ``make bench`` or ``python benchmarks/rollout.py [--quick] [--scenarios a,b] [--out FILE]``.
+Every scenario runs under both server profiles (``light``, ``saturated``; ``"profile"`` in the line);
+``train_overlap`` reports trained trajectories per second per scheduling mode instead.
+
+Run: ``make bench`` or ``python benchmarks/rollout.py [--quick] [--scenarios a,b] [--profiles p] [--out FILE]``.
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/rollout.py` from anywhere
 
 from benchmarks.rollout_bench.report import DRIVERS, scenario_line  # noqa: E402
-from benchmarks.rollout_bench.scenarios import all_scenarios, same_workload  # noqa: E402
+from benchmarks.rollout_bench.scenarios import PROFILES, all_scenarios, same_workload  # noqa: E402
 
 QUICK_N, QUICK_SCALE = 24, 0.1
+#: train_overlap at --quick: 2 steps of 2 groups of 4
+QUICK_PLAN = dict(steps=2, batch_groups=2, concurrency=2, time_scale=1.0)
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -39,6 +44,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help=f"N={QUICK_N}, every duration x{QUICK_SCALE} (smoke test)")
     parser.add_argument("--n", type=int, default=256, help="trajectories per batch (default 256)")
     parser.add_argument("--scenarios", default="", help="comma-separated subset (default: all)")
+    parser.add_argument("--profiles", default=",".join(PROFILES), help="server profiles (default: all)")
     parser.add_argument("--drivers", default=",".join(DRIVERS), help="comma-separated subset of " + ",".join(DRIVERS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="also append the JSON lines to this file")
@@ -77,10 +83,17 @@ def saved_s(runs: dict, reuse: dict, earlier: tuple | None) -> dict[str, float |
 
 async def _main(args: argparse.Namespace, model_dir: Path) -> int:
     from benchmarks.rollout_bench.drivers import POLICY_FREE, run_scenario
+    from benchmarks.rollout_bench.overlap import OverlapPlan
+    from benchmarks.rollout_bench.overlap_run import run_train_overlap
 
     tokenizer = _setup(model_dir)
     n = QUICK_N if args.quick else args.n
-    scenarios = all_scenarios(n, args.seed)
+    profiles = tuple(p for p in args.profiles.split(",") if p)
+    if set(profiles) - set(PROFILES):
+        print(f"unknown profile in {profiles} (known: {', '.join(PROFILES)})", file=sys.stderr)
+        return 2
+    scenarios = all_scenarios(n, args.seed, profiles)
+    plan = OverlapPlan(**QUICK_PLAN) if args.quick else OverlapPlan()
     if args.quick:
         scenarios = [s.scaled(QUICK_SCALE) for s in scenarios]
     wanted = [s for s in args.scenarios.split(",") if s]
@@ -90,22 +103,29 @@ async def _main(args: argparse.Namespace, model_dir: Path) -> int:
         return 2
     drivers = tuple(d for d in args.drivers.split(",") if d)
     done = {}
+    t_all = time.perf_counter()
     for scenario in scenarios:
         if wanted and scenario.name not in wanted:
             continue
         t0 = time.perf_counter()
-        reuse, reused = {}, {}
-        earlier = done.get(scenario.same_workload_as)
-        if earlier is not None and not same_workload(scenario, earlier[0]):
-            earlier = None
-        if earlier is not None:
-            reuse = {d: run for d, run in earlier[1].items() if d in POLICY_FREE}
-            reused = {d: earlier[0].name for d in reuse}
-        workload, runs = await run_scenario(scenario, model_dir, tokenizer, drivers, reuse)
-        done[scenario.name] = (scenario, runs)
-        line = json.dumps({**scenario_line(workload, runs), "reused": reused, "saved_s": saved_s(runs, reuse, earlier)})
+        print(f"# {scenario.name} [{scenario.profile}] ...", file=sys.stderr, flush=True)
+        if scenario.train_overlap:
+            line = json.dumps(await run_train_overlap(scenario, model_dir, tokenizer, drivers, plan))
+        else:
+            reuse, reused = {}, {}
+            earlier = done.get((scenario.profile, scenario.same_workload_as))
+            if earlier is not None and not same_workload(scenario, earlier[0]):
+                earlier = None
+            if earlier is not None:
+                reuse = {d: run for d, run in earlier[1].items() if d in POLICY_FREE}
+                reused = {d: earlier[0].name for d in reuse}
+            workload, runs = await run_scenario(scenario, model_dir, tokenizer, drivers, reuse)
+            done[scenario.profile, scenario.name] = (scenario, runs)
+            line = json.dumps({**scenario_line(workload, runs), "reused": reused,
+                               "saved_s": saved_s(runs, reuse, earlier)})
         print(line, flush=True)
-        print(f"# {scenario.name}: {time.perf_counter() - t0:.1f}s", file=sys.stderr, flush=True)
+        print(f"# {scenario.name} [{scenario.profile}]: {time.perf_counter() - t0:.1f}s "
+              f"(total {time.perf_counter() - t_all:.0f}s)", file=sys.stderr, flush=True)
         if args.out:
             with args.out.open("a") as f:
                 f.write(line + "\n")

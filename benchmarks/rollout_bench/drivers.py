@@ -24,7 +24,26 @@ def rlfactory_cut(output: AgentLoopOutput) -> bool:
 
 
 #: drivers whose run does not depend on rlfactory's straggler policy
-POLICY_FREE = ("verl_tool_agent", "turn_sync")
+POLICY_FREE = ("verl_tool_agent", "verl_tool_agent_timeout", "turn_sync")
+#: verl's ToolAgentLoop with the same per-call tool timeout as rlfactory's (only where the scenario asks)
+VERL_TIMEOUT = "verl_tool_agent_timeout"
+
+
+async def build_runtime(config: Any, tokenizer: Any) -> None:
+    """rlfactory's per-process runtime (tool manager, parser) outlives training steps: built untimed,
+    as verl's worker builds its tools before the step."""
+    from rlfactory_plugins.rollout.runtime import get_runtime
+    from rlfactory_plugins.verl.section import section_config
+
+    await get_runtime(section_config(config.rlfactory), tokenizer, config.data.get("apply_chat_template_kwargs", {}))
+
+
+def drivers_for(scenario: Scenario, drivers: tuple[str, ...]) -> tuple[str, ...]:
+    """``drivers`` with verl's like-for-like timeout run after verl's own where the scenario has one."""
+    out = [d for d in drivers if d != VERL_TIMEOUT]
+    if scenario.verl_timeout_run and "verl_tool_agent" in out:
+        out.insert(out.index("verl_tool_agent") + 1, VERL_TIMEOUT)
+    return tuple(out)
 
 
 async def run_scenario(
@@ -35,15 +54,14 @@ async def run_scenario(
     reuse: dict[str, DriverRun] | None = None,
 ) -> tuple[Workload, dict[str, DriverRun]]:
     """Run ``drivers`` in order; a driver found in ``reuse`` (a run of the same workload) is not rerun."""
-    from rlfactory_plugins.rollout.runtime import close_runtimes, get_runtime
-    from rlfactory_plugins.verl.section import section_config
+    from rlfactory_plugins.rollout.runtime import close_runtimes
 
     workload = Workload(scenario, tokenizer)
     config = compose(scenario, model_dir)
     server = LatencyModelServer(workload, tokenizer)
     BACKEND.workload = workload
     runs: dict[str, DriverRun] = {}
-    for name in drivers:
+    for name in drivers_for(scenario, drivers):
         if reuse and name in reuse:
             runs[name] = reuse[name]
             continue
@@ -51,9 +69,7 @@ async def run_scenario(
         BACKEND.reset()
         gc.collect()
         if name == "rlfactory":
-            # the per-process runtime (tool manager, parser) outlives training steps: build it untimed,
-            # as verl's worker builds its tools before the step
-            await get_runtime(section_config(config.rlfactory), tokenizer, config.data.get("apply_chat_template_kwargs", {}))
+            await build_runtime(config, tokenizer)
             runs[name] = await run_agent_loop(
                 name, "rlfactory_agent", config, workload, server, tokenizer, [],
                 wall_budget_s=scenario.wall_budget_s, is_cut=rlfactory_cut, worker="rlfactory",
@@ -63,6 +79,11 @@ async def run_scenario(
             runs[name] = await run_agent_loop(
                 name, "tool_agent", config, workload, server, tokenizer, [verl_tool_for(scenario.tool_name, BACKEND)],
                 wall_budget_s=scenario.wall_budget_s,
+            )
+        elif name == VERL_TIMEOUT:
+            tool = verl_tool_for(scenario.tool_name, BACKEND, timeout_s=scenario.tool_timeout_s)
+            runs[name] = await run_agent_loop(
+                name, "tool_agent", config, workload, server, tokenizer, [tool], wall_budget_s=scenario.wall_budget_s,
             )
         elif name == "turn_sync":
             runs[name] = await run_turn_sync(workload, server, tokenizer, BACKEND, tool_timeout_s=scenario.tool_timeout_s)

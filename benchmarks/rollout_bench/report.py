@@ -8,7 +8,7 @@ from typing import Any
 from benchmarks.rollout_bench.outcome import DriverRun, Status
 from benchmarks.rollout_bench.workload import Workload
 
-DRIVERS = ("rlfactory", "verl_tool_agent", "turn_sync")
+DRIVERS = ("rlfactory", "verl_tool_agent", "verl_tool_agent_timeout", "turn_sync")
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -36,6 +36,7 @@ def scenario_line(workload: Workload, runs: dict[str, DriverRun]) -> dict[str, A
     wall = per_driver(lambda r: round(r.wall_s, 3))
     line: dict[str, Any] = {
         "scenario": workload.scenario.name,
+        "profile": workload.scenario.profile,
         "n": n,
         "wall_s": wall,
         "bound_s": round(bound, 3),
@@ -43,9 +44,10 @@ def scenario_line(workload: Workload, runs: dict[str, DriverRun]) -> dict[str, A
         "completed": per_driver(lambda r: r.count(Status.completed)),
         "failed": per_driver(lambda r: r.count(Status.failed, Status.stuck)),
     }
-    a, b, c = (runs.get(name) for name in DRIVERS)
+    a, b, bt, c = (runs.get(name) for name in DRIVERS)
     line["speedup"] = {
         "vs_verl": _ratio(b.wall_s, a.wall_s) if a and b else None,
+        "vs_verl_timeout": _ratio(bt.wall_s, a.wall_s) if a and bt else None,
         "vs_turn_sync": _ratio(c.wall_s, a.wall_s) if a and c else None,
     }
     line["stuck"] = per_driver(lambda r: r.count(Status.stuck))

@@ -4,7 +4,14 @@ It stands where verl's ``LLMServerClient`` stands (the ``server_manager`` of an
 ``AgentLoopBase``): ``await generate(request_id, prompt_ids=..., sampling_params=...)``
 returns a ``TokenOutput``. Instead of running a model it recognises the trajectory from
 the user message in ``prompt_ids``, replays that trajectory's scripted turn (real token
-ids), and holds one of ``slots`` batch slots for the modelled generation time.
+ids), and holds one of ``slots`` batch slots for the modelled generation time: its prefill of the
+prompt it is sent (the profile's cost per 1k tokens) and its decode.
+
+``pausable=True`` (the ``train_overlap`` scenario) adds what a trainer does to the rollout:
+:meth:`pause` stops generation (verl's ``abort_replicas`` / ``sleep_replicas``: a generation in
+flight is aborted, keeps what it has generated, and is resumed after :meth:`resume`, paying its
+prefill again, the KV cache having been dropped; new ones wait), and :attr:`version` is the
+weights' version (the trainer's step) the server generates with.
 """
 
 from __future__ import annotations
@@ -35,12 +42,47 @@ class LatencyModelServer:
         self._segments: dict[tuple[int, ...], int] = {}  # message segment -> trajectory index, -1: none
         self.calls: Counter[int] = Counter()
         self.busy_s = 0.0
+        self.pausable = False
+        self.version = 0
+        self._running = asyncio.Event()  # set: generating (only read when pausable)
+        self._paused = asyncio.Event()  # set: paused
+        self._running.set()
 
-    def reset(self) -> None:
+    def reset(self, *, pausable: bool = False) -> None:
         """Forget the turns served (call before each driver run)."""
         self._slots = asyncio.Semaphore(self.workload.scenario.server.slots)
         self.calls.clear()
         self.busy_s = 0.0
+        self.pausable, self.version = pausable, 0
+        self.resume()
+
+    def pause(self) -> None:
+        self._running.clear()
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
+        self._running.set()
+
+    async def _hold(self, seconds: float, prefill_s: float) -> None:
+        """Hold a slot for ``seconds``; when pausable, a pause aborts the generation, which waits for
+        the resume and takes a slot again for the rest plus a new prefill."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._running.wait()
+            async with self._slots:
+                if self._paused.is_set():
+                    continue  # paused while it waited for the slot
+                start = loop.time()
+                try:
+                    async with asyncio.timeout(seconds):
+                        await self._paused.wait()
+                except TimeoutError:
+                    self.busy_s += seconds
+                    return
+                spent = loop.time() - start
+                self.busy_s += spent
+                seconds = max(seconds - spent, 0.0) + prefill_s
 
     def trajectory_of(self, prompt_ids: list[int]) -> int:
         """Index of the trajectory whose user message is in ``prompt_ids``."""
@@ -74,13 +116,14 @@ class LatencyModelServer:
         plan = self.workload.plans[index]
         turn = min(self.calls[index], len(plan.turns) - 1)  # asked again after its answer: answer again
         self.calls[index] += 1
-        seconds = self.workload.generation_s(index, turn)
-        async with self._slots:
-            if seconds > 0:
+        seconds = self.workload.generation_s(index, turn, prompt_tokens=len(prompt_ids))
+        if self.pausable:
+            model = self.workload.scenario.server
+            await self._hold(seconds, model.prefill_s_per_1k * len(prompt_ids) / 1000)
+        else:
+            async with self._slots:
                 await asyncio.sleep(seconds)
-            else:
-                await asyncio.sleep(0)
-            self.busy_s += seconds
+                self.busy_s += seconds
         ids = list(plan.turns[turn])
         log_probs = [-0.5] * len(ids) if sampling_params.get("logprobs") else None  # as vLLM: only when asked
         return TokenOutput(token_ids=ids, log_probs=log_probs, stop_reason="completed", num_preempted=0)

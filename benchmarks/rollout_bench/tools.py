@@ -223,8 +223,26 @@ class VerlKernel(_VerlTool):
             self.backend.close_session(session)
 
 
-def verl_tool_for(tool_name: str, backend: ScriptedBackend = BACKEND) -> BaseTool:
-    return VerlKernel(backend) if tool_name == STATEFUL_TOOL else VerlSearch(backend)
+class VerlSearchWithTimeout(VerlSearch):
+    """``VerlSearch`` whose ``execute`` applies the per-call timeout rlfactory's tool manager applies
+    (``asyncio.wait_for``), answering an error text as rlfactory's ``timeout`` observation does:
+    what a verl user would write to stop a hung tool from stalling the step (``hangs``, like for like)."""
+
+    def __init__(self, timeout_s: float, backend: ScriptedBackend = BACKEND) -> None:
+        super().__init__(backend)
+        self.timeout_s = timeout_s
+
+    async def execute(self, instance_id: str, parameters: dict[str, Any], **kwargs) -> tuple[ToolResponse, float, dict]:
+        try:
+            return await asyncio.wait_for(super().execute(instance_id, parameters, **kwargs), self.timeout_s)
+        except TimeoutError:
+            return ToolResponse(text=f"error: no result within {self.timeout_s:g}s"), 0.0, {}
+
+
+def verl_tool_for(tool_name: str, backend: ScriptedBackend = BACKEND, timeout_s: float | None = None) -> BaseTool:
+    if tool_name == STATEFUL_TOOL:
+        return VerlKernel(backend)
+    return VerlSearch(backend) if timeout_s is None else VerlSearchWithTimeout(timeout_s, backend)
 
 
 class BenchToolsPlugin:

@@ -13,6 +13,7 @@ from benchmarks.rollout_bench.scenarios import Scenario
 
 def overrides_for(scenario: Scenario, model_dir: Path) -> list[str]:
     deadline = "null" if scenario.deadline_s is None else repr(scenario.deadline_s)
+    fraction = "null" if scenario.straggler_fraction is None else repr(scenario.straggler_fraction)
     return [
         f"actor_rollout_ref.model.path={model_dir}",
         "actor_rollout_ref.rollout.prompt_length=1024",
@@ -27,6 +28,8 @@ def overrides_for(scenario: Scenario, model_dir: Path) -> list[str]:
         "rlfactory.parser=hermes",
         f"rlfactory.rollout.max_turns={scenario.max_turns}",
         f"rlfactory.rollout.trajectory_timeout_s={deadline}",
+        f"rlfactory.rollout.straggler_fraction={fraction}",
+        f"rlfactory.rollout.straggler_grace_s={scenario.straggler_grace_s!r}",
         f"rlfactory.tool_manager.default_timeout={scenario.tool_timeout_s!r}",
         "rlfactory.tool_manager.retries=0",
     ]

@@ -25,6 +25,8 @@ _OBSERVATION = (
     "The sum of 3 and 4 is 7. Compute 12 * 5 = 60. "
 )
 _QUERY_RE = re.compile(r"task (\d+) step (\d+)")
+#: a tool result as the next prompt carries it (hermes): the bound's context estimate
+_OBSERVATION_TURN = "\n<|im_start|>user\n<tool_response>\n{}\n</tool_response><|im_end|>\n<|im_start|>assistant\n"
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,20 @@ def _assistant_text(rng: random.Random, tool: str, index: int, step: int, final:
     return f"{thought}\n<tool_call>\n{call}\n</tool_call>"
 
 
+def _reasoning(tokenizer, tokens: int, seed: int) -> list[tuple[int, ...]]:
+    """A few ``<think>`` blocks of ~``tokens`` reasoning tokens each (none for ``tokens=0``)."""
+    if tokens <= 0:
+        return [()]
+    rng = random.Random(seed + 1)  # its own stream: the tool latencies stay the light profile's
+    blocks = []
+    for _ in range(8):
+        words = " ".join(rng.choice(_FILLER) for _ in range(tokens))
+        body = tokenizer.encode(words, add_special_tokens=False)[:tokens]
+        blocks.append(tuple(tokenizer.encode("<think>\n", add_special_tokens=False)) + tuple(body)
+                      + tuple(tokenizer.encode("\n</think>\n", add_special_tokens=False)))
+    return blocks
+
+
 class Workload:
     """N trajectory plans for one scenario, tokenised with ``tokenizer``."""
 
@@ -83,12 +99,16 @@ class Workload:
         rng = random.Random(scenario.seed)
         eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
         mu = math.log(scenario.tool_median_s)
+        think = _reasoning(tokenizer, scenario.server.hidden_tokens, scenario.seed)
         plans = []
         for i in range(scenario.n):
             k = rng.randint(1, scenario.max_tool_turns)
             answer = str(rng.randint(0, 999))
             texts = [_assistant_text(rng, scenario.tool_name, i, t, t == k, answer) for t in range(k + 1)]
-            turns = tuple(tuple(tokenizer.encode(text, add_special_tokens=False)) + (eos,) for text in texts)
+            turns = tuple(
+                think[(i + t) % len(think)] + tuple(tokenizer.encode(text, add_special_tokens=False)) + (eos,)
+                for t, text in enumerate(texts)
+            )
             tools = []
             for _ in range(k):
                 latency = 0.0 if scenario.zero_latency else rng.lognormvariate(mu, scenario.tool_sigma)
@@ -99,13 +119,37 @@ class Workload:
             question = f"Task {i}: what is the answer? Use the {scenario.tool_name} tool."
             plans.append(TrajectoryPlan(i, question, answer, turns, tuple(tools)))
         self.plans: list[TrajectoryPlan] = plans
+        #: per trajectory, the prompt tokens of each assistant turn (the bound's prefill; the server
+        #: charges the prompt it is sent): the chat-templated prompt, then every earlier turn and result
+        self.context_tokens: list[list[int]] = (
+            self._context_tokens(tokenizer) if scenario.server.prefill_s_per_1k else []
+        )
 
-    def generation_s(self, index: int, turn: int) -> float:
-        """Server time of one assistant turn when it holds a slot."""
+    def _context_tokens(self, tokenizer) -> list[list[int]]:
+        from benchmarks.rollout_bench.tools import spec_for  # tools imports this module
+
+        tools = [spec_for(self.scenario.tool_name).openai_schema()]
+        out = []
+        for plan in self.plans:
+            n = len(tokenizer.apply_chat_template(
+                self.messages(plan.index), tools=tools, add_generation_prompt=True, tokenize=True, return_dict=False))
+            lengths = []
+            for t, turn in enumerate(plan.turns):
+                lengths.append(n)
+                if t < plan.tool_turns:
+                    result = _OBSERVATION_TURN.format(observation(plan.index, t))
+                    n += len(turn) + len(tokenizer.encode(result, add_special_tokens=False))
+            out.append(lengths)
+        return out
+
+    def generation_s(self, index: int, turn: int, prompt_tokens: int | None = None) -> float:
+        """Server time of one assistant turn when it holds a slot (its prefill of ``prompt_tokens``,
+        by default the turn's estimated context, then its decode)."""
         if self.scenario.zero_latency:
             return 0.0
-        model = self.scenario.server
-        return model.request_s + model.token_s * len(self.plans[index].turns[turn])
+        if prompt_tokens is None:
+            prompt_tokens = self.context_tokens[index][turn] if self.context_tokens else 0
+        return self.scenario.server.generation_s(prompt_tokens, len(self.plans[index].turns[turn]))
 
     @property
     def tool_calls(self) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.rollout_bench.scenarios import Scenario, ServerModel, all_scenarios  # noqa: E402
+from benchmarks.rollout_bench.scenarios import PROFILES, Scenario, ServerModel, all_scenarios  # noqa: E402
 from benchmarks.rollout_bench.server import LatencyModelServer, UnknownPrompt  # noqa: E402
 from benchmarks.rollout_bench.tools import (  # noqa: E402
     SPEC,
@@ -19,6 +20,7 @@ from benchmarks.rollout_bench.tools import (  # noqa: E402
     ScriptedBackend,
     ScriptedSearchFailed,
     VerlKernel,
+    VerlSearchWithTimeout,
 )
 from benchmarks.rollout_bench.workload import Workload, query_for  # noqa: E402
 from rlfactory_plugins.tools.session import SessionContext  # noqa: E402
@@ -80,11 +82,10 @@ async def test_scripted_tool_hangs_and_fails_as_planned(tokenizer):
 
 
 def test_stateful_scenario_names_its_own_tool_and_scales_the_open_cost(tokenizer):
-    scenarios = {s.name: s for s in all_scenarios(8)}
+    scenarios = {s.name: s for s in all_scenarios(8, profiles=("light",))}
     stateful = scenarios["stateful"]
     assert (stateful.tool_name, scenarios["no_faults"].tool_name) == ("bench_kernel", "bench_search")
     assert stateful.session_open_s == 0.1 and stateful.scaled(0.1).session_open_s == pytest.approx(0.01)
-    assert scenarios["saturated"].server.slots < scenarios["no_faults"].server.slots
     with pytest.raises(ValueError, match="stateful tool only"):
         Scenario(name="t", session_open_s=0.1)
     work = Workload(stateful, tokenizer)
@@ -155,3 +156,67 @@ async def test_stateful_backend_keeps_state_per_trajectory_and_counts_violations
     await backend.close_lazy()
     assert (backend.counts.sessions_opened, backend.counts.sessions_closed) == (1, 1)
     assert (backend.counts.state_errors, backend.counts.state_lost) == (0, 0)
+
+
+def test_every_scenario_runs_under_both_profiles():
+    both = all_scenarios(8)
+    light = [s.name for s in both if s.profile == "light"]
+    assert light == [s.name for s in both if s.profile == "saturated"]
+    assert {"no_faults", "hangs", "long_tail_deadline", "long_tail_straggler", "train_overlap"} <= set(light)
+    saturated = PROFILES["saturated"]
+    assert saturated.slots < PROFILES["light"].slots and saturated.prefill_s_per_1k > 0 and saturated.hidden_tokens > 0
+    straggler = next(s for s in both if s.name == "long_tail_straggler")
+    assert straggler.straggler_policy and straggler.deadline_s is None and straggler.same_workload_as == "long_tail"
+
+
+def test_saturated_profile_costs_prefill_and_reasoning_tokens(tokenizer):
+    model = ServerModel(request_s=0.01, token_s=0.002, prefill_s_per_1k=0.1, hidden_tokens=50)
+    assert model.generation_s(2000, 100) == pytest.approx(0.01 + 0.2 + 0.2)
+    light = Workload(Scenario(name="t", n=8), tokenizer)
+    heavy = Workload(Scenario(name="t", n=8, server=replace(model, slots=2)), tokenizer)
+    for a, b in zip(light.plans, heavy.plans, strict=True):
+        assert a.tools == b.tools  # the same tool latencies under both profiles
+        for ta, tb in zip(a.turns, b.turns, strict=True):
+            assert len(tb) - len(ta) >= 50 and "<think>" in tokenizer.decode(tb)
+    assert light.context_tokens == []  # no prefill cost: nothing to estimate
+    for i, plan in enumerate(heavy.plans):
+        context = heavy.context_tokens[i]
+        assert context[0] > 100 and all(b > a + len(t) for a, b, t in zip(context, context[1:], plan.turns))
+        assert heavy.generation_s(i, 1) == pytest.approx(model.generation_s(context[1], len(plan.turns[1])))
+    total = sum(heavy.generation_s(p.index, t) for p in heavy.plans for t in range(len(p.turns)))
+    assert heavy.lower_bound_s() >= total / 2 - 1e-9  # two slots: at least half the generation time
+
+
+@pytest.mark.timeout(30)
+async def test_a_paused_server_resumes_the_generation_with_a_new_prefill(tokenizer):
+    model = ServerModel(slots=1, request_s=0.2, token_s=0.0, prefill_s_per_1k=0.1)
+    work = Workload(Scenario(name="t", n=2, tool_median_s=0.001, server=model), tokenizer)
+    server = LatencyModelServer(work, tokenizer)
+    server.reset(pausable=True)
+    prompt = tokenizer.apply_chat_template(
+        work.messages(0), tools=[SPEC.openai_schema()], add_generation_prompt=True, tokenize=True, return_dict=False
+    )
+    prefill = 0.1 * len(prompt) / 1000
+    t0 = time.perf_counter()
+    task = asyncio.create_task(server.generate("r", prompt_ids=list(prompt), sampling_params={}))
+    await asyncio.sleep(0.05)
+    server.pause()
+    await asyncio.sleep(0.2)  # no progress while paused
+    server.resume()
+    out = await task
+    assert out.token_ids == list(work.plans[0].turns[0])
+    elapsed = time.perf_counter() - t0
+    assert elapsed == pytest.approx(0.2 + 0.2 + 2 * prefill, abs=0.06)
+    assert server.busy_s == pytest.approx(0.2 + 2 * prefill, abs=0.03)
+
+
+@pytest.mark.timeout(30)
+async def test_verl_tool_with_timeout_answers_an_error_for_a_hung_call(tokenizer):
+    work = Workload(Scenario(name="t", n=64, tool_median_s=0.001, hang_rate=0.1), tokenizer)
+    backend = ScriptedBackend()
+    backend.workload = work
+    hang = next((p.index, j) for p in work.plans for j, s in enumerate(p.tools) if s.hangs)
+    tool = VerlSearchWithTimeout(0.1, backend)
+    t0 = time.perf_counter()
+    response, _, _ = await tool.execute("i", {"query": query_for(*hang)})
+    assert response.text == "error: no result within 0.1s" and time.perf_counter() - t0 < 1.0
