@@ -2,7 +2,8 @@
 trainer in ``colocate_async`` mode with rlfactory's ``RecyclingReplayBuffer``, on the tiny model taught to
 call the logging ``calc`` tool and then answer (tests/helpers/branching_task.py).
 
-``oversample=1.0`` keeps a second batch of groups in flight: each step trains on the first complete
+The product row's tool call sleeps :data:`SLOW_S` seconds, so it is in flight while its step's generations
+are aborted, the step trains and the weights are updated. ``oversample=1.0`` keeps a second batch of groups in flight: each step trains on the first complete
 ``train_batch_size`` groups, oldest first, and the others are aborted (or already done) while the step
 trains and then resume on the new weights, to be trained in a later step. Checked on what the run leaves:
 verl's metrics (rlfactory's ``training/recycle/*`` and verl's own staleness), the trajectory dumps (each
@@ -44,6 +45,20 @@ RECYCLE = ["rlfactory.rollout.recycle.enabled=true", "rlfactory.rollout.recycle.
            # verl's off-policy correction on the rollout's own log-probs (calculate_log_probs=True in grpo_overrides)
            "algorithm.rollout_correction.rollout_is=token"]
 RAN = {"ok", "tool_error", "timeout", "crashed"}  # the statuses of a call the tool ran
+SLOW_S = 10.0  # a product's call outlasts the step it started in: it is in flight through the abort and the update
+
+
+def write_slow_tool(path: Path, log: Path) -> Path:
+    """branching_task's logging ``calc`` (same schema: the model's lessons), async and slow on a product."""
+    source = task.TOOL_SOURCE.format(log=str(log))
+    edits = [("import os\n", "import asyncio\nimport os\n"), ("def calc(", "async def calc("),
+             ("    a, op, b = expression.split()\n",
+              f"    a, op, b = expression.split()\n    if op == '*':\n        await asyncio.sleep({SLOW_S})\n")]
+    for old, new in edits:
+        assert source.count(old) == 1, f"branching_task.TOOL_SOURCE changed: {old!r}"
+        source = source.replace(old, new)
+    path.write_text(source)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +70,7 @@ def run(tmp_path_factory) -> dict:
     reward = root / "reward.py"
     reward.write_text(REWARD_SOURCE)
     ws = Workspace(root=root, model=model, train_file=train, val_file=val, reward_file=reward)
-    tool = task.write_tool(root / "calc_tool.py", root / "calls.log")
+    tool = write_slow_tool(root / "calc_tool.py", root / "calls.log")
     overrides = [o for o in grpo_overrides(ws, steps=STEPS, n_workers=1) if o.split("=", 1)[0] not in SETTINGS]
     overrides += [f"{k}={v}" for k, v in SETTINGS.items()] + RECYCLE + [
         "rlfactory.parser=hermes",
@@ -108,6 +123,12 @@ def test_the_dumps_record_the_weight_versions_and_the_tool_ran_each_call_once(ru
         assert t["min_global_steps"] is not None and t["min_global_steps"] <= t["max_global_steps"]
     spanning = [t for t in dumps if t["max_global_steps"] > t["min_global_steps"]]
     print(f"recycle e2e dumps: {len(dumps)} trajectories, {len(spanning)} spanning weight versions")
+    # the slow call of the product row ran while its step ended: aborted generations, sleep, training, the
+    # weight update; the turn after it was generated on newer weights, and the call was not run again
+    slow = [t for t in dumps if t["extra_info"]["index"] == 1 and len(t["turns"]) >= 2]
+    assert slow, "no trajectory of the slow row called the tool and answered"
+    assert any(t["turns"][1]["min_global_steps"] > t["turns"][0]["max_global_steps"] for t in slow), [
+        [(turn["min_global_steps"], turn["max_global_steps"]) for turn in t["turns"]] for t in slow]
     recorded = Counter(c["arguments"]["expression"] for t in dumps for turn in t["turns"] for c in turn["tool_calls"]
                        if c["result"] is not None and c["result"]["status"] in RAN)
     ran = Counter(line.split(" ", 1)[1] for line in calls)
