@@ -66,3 +66,10 @@ def test_command_line_checks_every_name():
     assert proc.returncode == 0, proc.stderr
     assert "in the supported range" in proc.stdout and "MISSING" not in proc.stdout
     assert "AgentLoopWorkerTQ.__ray_actor_class__" in proc.stdout
+
+
+def test_the_boundary_doc_lists_every_name_compat_checks():
+    from rlfactory_plugins.verl import compat_doc
+
+    _, inside, _ = compat_doc.split(compat_doc.DOC.read_text())
+    assert inside == compat_doc.tables(), "run: python -m rlfactory_plugins.verl.compat_doc --write"
