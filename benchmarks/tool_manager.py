@@ -25,7 +25,7 @@ from rlfactory_plugins.tools.manager import ToolManager
 from rlfactory_plugins.tools.mcp import MCPServers
 from rlfactory_plugins.tools.mcp_config import parse_mcp_config
 
-SERVER = str(Path(__file__).resolve().parents[1] / "tests" / "tools" / "servers" / "demo_server.py")
+SERVER = str(Path(__file__).resolve().parents[1] / "tests" / "helpers" / "servers" / "demo_server.py")
 
 
 async def per_call(fn, n: int) -> float:
