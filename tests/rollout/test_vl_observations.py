@@ -177,3 +177,38 @@ async def test_a_stateless_rows_images_count_per_trajectory(image_tools, vl, tmp
 
     rt = await get_runtime(loop.rlf_config, tok, loop.apply_chat_template_kwargs, loop.verl_tools)
     assert not rt.sessions.used
+
+
+class ContentImages:
+    """A dataset class's ``process_vision_info`` (verl's hook; its default needs ``qwen_vl_utils``): the PIL
+    images of the messages' image parts, in order."""
+
+    @classmethod
+    async def process_vision_info(cls, messages, image_patch_size, config):
+        images = [p["image"] for m in messages if isinstance(m["content"], list) for p in m["content"]
+                  if isinstance(p, dict) and p.get("type") == "image"]
+        return images or None, None
+
+
+async def test_prompt_images_come_first_and_the_trajectory_stays_json(image_tools, vl, tmp_path) -> None:
+    tok = vl.tokenizer
+    picture = Image.new("RGB", (84, 56), (10, 200, 30))
+    prompt = [{"role": "user", "content": [{"type": "image", "image": picture}, {"type": "text", "text": "Zoom."}]}]
+    server = RecordingServer(tok, [call("image_zoom", x=40, y=30, factor=2), "<answer>orange</answer>"])
+    loop = vl_loop(server, vl, image_section(tmp_path))
+    loop.dataset_cls = ContentImages
+    params = {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "repetition_penalty": 1.0, "logprobs": True}
+    out = await loop.run(params, raw_prompt=prompt, reward_model={"ground_truth": "5"}, uid="u1", **ROW)
+    traj = traj_of(out)
+    assert traj.stop_reason == "answer", traj.error
+    images = out.multi_modal_data["images"]
+    assert images[0] is picture and len(images) == 2
+    assert [len(c["images"]) for c in server.calls] == [1, 2]  # the prompt's image from the first generation
+    pad = tok.convert_tokens_to_ids(IMAGE_PAD)
+    grid = vl(text=["x"], images=[picture], return_tensors="pt")["image_grid_thw"][0].prod().item() // 4
+    assert [b - a for a, b in runs(out.prompt_ids, pad)] == [grid]
+    mm, input_ids, _ = training_inputs(vl, out)
+    assert int(mm["image_grid_thw"].prod(-1).sum()) // 4 == int((input_ids == pad).sum())
+    assert traj.prompt == [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Zoom."}]}]
+    assert len(traj.messages) > len(traj.prompt)  # the episode's messages are a list of their own
+    json.dumps(out.extra_fields["rlfactory_trajectory"])
