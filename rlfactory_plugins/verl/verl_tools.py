@@ -22,7 +22,10 @@ same way for ``check-config`` and the command line. Each tool becomes:
 The stand-in ``agent_data`` has ``request_id``, ``tools_kwargs``, ``extra_fields`` (one dict per
 session), ``metrics``, ``tool_rewards`` and an empty ``messages``: rlfactory's episode does not
 hand the chat history to tools, so a tool that reads ``agent_data.messages`` sees ``[]``.
-Images/videos in a ``ToolResponse`` become ``[image x N]`` placeholders (text observations only).
+A ``ToolResponse``'s PIL images are returned with its text, so the tool manager types and checks them
+like any tool's images (``ToolResult.images``: a vision-language model gets their pixels, a text-only one
+reads ``[image WxH fmt]``); videos, and images that are not PIL images, become ``[video x N]`` /
+``[image x N]`` placeholders.
 The schema the model sees is the tool's OpenAI schema (``get_openai_tool_schema()``).
 """
 
@@ -87,6 +90,21 @@ def response_text(response: Any) -> str:
     return "\n".join(parts)
 
 
+def response_value(response: Any) -> str | list[Any]:
+    """A verl ``ToolResponse`` as a tool's return value: its text, then its PIL images for the manager to type
+    (:mod:`rlfactory_plugins.tools.images`); other media as :func:`response_text` placeholders."""
+    images = list(getattr(response, "image", None) or [])
+    pil = [im for im in images if type(im).__module__.startswith("PIL.")]
+    if not pil:
+        return response_text(response)
+    text = [response.text] if getattr(response, "text", None) else []
+    if len(pil) < len(images):
+        text.append(f"[image x {len(images) - len(pil)}]")
+    if video := getattr(response, "video", None):
+        text.append(f"[video x {len(video)}]")
+    return ["\n".join(text), *pil] if text else pil
+
+
 class VerlBaseTool(StatefulTool):
     """A verl ``BaseTool`` whose create/execute/release lifecycle maps onto a trajectory's session."""
 
@@ -103,7 +121,7 @@ class VerlBaseTool(StatefulTool):
         agent_data = SessionAgentData(request_id=ctx.key, tools_kwargs={self.name: {"create_kwargs": create_kwargs}})
         return VerlInstance(str(instance_id), agent_data)
 
-    async def acall_in(self, session: VerlInstance, arguments: dict[str, Any]) -> str:
+    async def acall_in(self, session: VerlInstance, arguments: dict[str, Any]) -> str | list[Any]:
         result = await self.verl_tool.execute(session.instance_id, arguments, agent_data=session.agent_data)
         response, reward, metrics = result if isinstance(result, tuple) else (result, 0.0, {})
         if reward is not None:
@@ -111,7 +129,7 @@ class VerlBaseTool(StatefulTool):
             session.agent_data.tool_rewards.append(float(reward))
         if metrics:
             session.metrics.append(dict(metrics))
-        return response_text(response) if not isinstance(response, str) else response
+        return response_value(response) if not isinstance(response, str) else response
 
     async def session_state(self, session: VerlInstance) -> dict[str, Any]:
         # verl never calls calc_reward; the final state is where a reward can read it
@@ -137,14 +155,14 @@ class VerlFunctionTool(Tool):
         super().__init__(_spec(function_tool.tool_schema))
         self.function_tool = function_tool
 
-    async def acall(self, arguments: dict[str, Any]) -> str:
+    async def acall(self, arguments: dict[str, Any]) -> str | list[Any]:
         from verl.tools.function_tool import normalize_function_tool_return
 
         ft = self.function_tool
         # a sync function runs in rlfactory's own daemon thread (as FunctionTool does), not the loop's executor
         raw = await ft.fn(**arguments) if ft.is_async else await run_in_thread(ft.fn, **arguments)
         response, _reward, _metrics = normalize_function_tool_return(raw)
-        return response_text(response)
+        return response_value(response)
 
 
 def wrap_verl_tools(loaded: Iterable[Any]) -> dict[str, Tool]:

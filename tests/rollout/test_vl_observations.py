@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
@@ -68,7 +69,7 @@ class RecordingServer(ScriptedServer):
         return out
 
 
-def vl_loop(server, processor, section: dict) -> RLFactoryAgentLoop:
+def vl_loop(server, processor, section: dict, tools: Any = None) -> RLFactoryAgentLoop:
     config = OmegaConf.create({
         "actor_rollout_ref": {"rollout": {"prompt_length": 1024, "response_length": 2048}},
         "data": {"continuous_token": {"enable": False}},
@@ -77,6 +78,7 @@ def vl_loop(server, processor, section: dict) -> RLFactoryAgentLoop:
     return RLFactoryAgentLoop(
         trainer_config=DictConfigWrap(config), server_manager=server, tokenizer=processor.tokenizer,
         processor=processor, dataset_cls=None, data_config=DictConfigWrap(config.data), hf_model_type="qwen2_vl",
+        tools=tools,
     )
 
 
