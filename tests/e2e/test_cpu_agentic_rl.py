@@ -11,7 +11,6 @@ calls it ran (each call the trajectories wrote ran once; none of a branch's inhe
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 
 from rlfactory_plugins.verl.cpu import cpu_mode_requested
 from tests.helpers import branching_task as task
-from tests.helpers.e2e import REWARD_SOURCE, RunResult, Workspace, grpo_overrides, run_main_ppo
+from tests.helpers.e2e import REWARD_SOURCE, RunResult, Workspace, grpo_overrides, read_dumps, run_main_ppo, with_settings
 
 pytestmark = [
     pytest.mark.e2e,
@@ -70,17 +69,15 @@ def run(tmp_path_factory, taught, name: str, extra: list[str]) -> tuple[Workspac
     reward = root / "reward.py"
     reward.write_text(REWARD_SOURCE)
     ws = Workspace(root=root, model=model, train_file=train, val_file=val, reward_file=reward)
-    overrides = [o for o in grpo_overrides(ws, steps=STEPS, n_workers=2) if o.split("=", 1)[0] not in SETTINGS]
     tool = task.write_tool(root / "calc_tool.py", root / "calls.log")
-    overrides += [f"{k}={v}" for k, v in SETTINGS.items()] + COMMON + extra + [
+    overrides = with_settings(grpo_overrides(ws, steps=STEPS, n_workers=2), SETTINGS) + COMMON + extra + [
         f"actor_rollout_ref.rollout.multi_turn.function_tool_path={tool}",
         f"rlfactory.trajectory_dir={root / 'trajectories'}",
     ]
     result = run_main_ppo(ws, overrides, timeout=300)
-    if result.returncode != 0:
-        pytest.fail(f"main_ppo exited with {result.returncode}; log tail:\n{result.log[-6000:]}")
+    result.succeeded()
     assert sorted(result.metrics) == list(range(1, STEPS + 1)), sorted(result.metrics)
-    dumps = [json.loads(line) for f in sorted((root / "trajectories").glob("*.jsonl")) for line in f.read_text().splitlines()]
+    dumps = read_dumps(root / "trajectories")
     log = root / "calls.log"
     return ws, result, dumps, log.read_text().splitlines() if log.exists() else []
 

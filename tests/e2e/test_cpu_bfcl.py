@@ -7,12 +7,11 @@ scoring on every entry."""
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
 from rlfactory_plugins.verl.cpu import cpu_mode_requested
-from tests.helpers.e2e import REWARD_SOURCE, Workspace, grpo_overrides, run_main_ppo
+from tests.helpers.e2e import REWARD_SOURCE, Workspace, grpo_overrides, read_dumps, run_main_ppo, with_settings
 
 pytestmark = [
     pytest.mark.e2e,
@@ -55,8 +54,7 @@ def run(tmp_path_factory):
     reward.write_text(REWARD_SOURCE)
     ws = Workspace(root=root, model=build_tiny_model(root / "model"), train_file=train, val_file=val,
                    reward_file=reward)
-    overrides = [o for o in grpo_overrides(ws, steps=2, n_workers=2) if o.split("=", 1)[0] not in SETTINGS]
-    overrides += [f"{k}={v}" for k, v in SETTINGS.items()] + [
+    overrides = with_settings(grpo_overrides(ws, steps=2, n_workers=2), SETTINGS) + [
         "rlfactory.parser=hermes",
         "rlfactory.tools=['TradingBot_*']",
         "rlfactory.rewards=[{name: bfcl_partial, weight: 1.0}, {name: bfcl_state_response, weight: 0.0}]",
@@ -64,9 +62,8 @@ def run(tmp_path_factory):
         f"rlfactory.trajectory_dir={root / 'trajectories'}",
     ]
     result = run_main_ppo(ws, overrides, timeout=480)
-    if result.returncode != 0:
-        pytest.fail(f"main_ppo exited with {result.returncode}; log tail:\n{result.log[-6000:]}")
-    dumps = [json.loads(line) for f in sorted((root / "trajectories").glob("*.jsonl")) for line in f.read_text().splitlines()]
+    result.succeeded()
+    dumps = read_dumps(root / "trajectories")
     return result, dumps
 
 

@@ -12,7 +12,6 @@ turn's weight versions) and the tool's log of the calls it ran.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 
 from rlfactory_plugins.verl.cpu import cpu_mode_requested
 from tests.helpers import branching_task as task
-from tests.helpers.e2e import REWARD_SOURCE, Workspace, grpo_overrides, run_main_ppo
+from tests.helpers.e2e import REWARD_SOURCE, Workspace, grpo_overrides, read_dumps, run_main_ppo, with_settings
 
 pytestmark = [
     pytest.mark.e2e,
@@ -71,8 +70,7 @@ def run(tmp_path_factory) -> dict:
     reward.write_text(REWARD_SOURCE)
     ws = Workspace(root=root, model=model, train_file=train, val_file=val, reward_file=reward)
     tool = write_slow_tool(root / "calc_tool.py", root / "calls.log")
-    overrides = [o for o in grpo_overrides(ws, steps=STEPS, n_workers=1) if o.split("=", 1)[0] not in SETTINGS]
-    overrides += [f"{k}={v}" for k, v in SETTINGS.items()] + RECYCLE + [
+    overrides = with_settings(grpo_overrides(ws, steps=STEPS, n_workers=1), SETTINGS) + RECYCLE + [
         "rlfactory.parser=hermes",
         "rlfactory.tool_manager.retries=0",  # (and no result cache, the default): a call written is a call run
         "rlfactory.rewards=[{name: qa_em, weight: 1.0}, {name: tool_verify, weight: 0.5}]",
@@ -82,9 +80,8 @@ def run(tmp_path_factory) -> dict:
         f"rlfactory.trajectory_dir={root / 'trajectories'}",
     ]
     result = run_main_ppo(ws, overrides, timeout=240)
-    if result.returncode != 0:
-        pytest.fail(f"main_ppo exited with {result.returncode} after {result.seconds:.0f}s; log tail:\n{result.log[-6000:]}")
-    dumps = [json.loads(line) for f in sorted((root / "trajectories").glob("*.jsonl")) for line in f.read_text().splitlines()]
+    result.succeeded()
+    dumps = read_dumps(root / "trajectories")
     log = root / "calls.log"
     return {"result": result, "dumps": dumps, "calls": log.read_text().splitlines() if log.exists() else []}
 

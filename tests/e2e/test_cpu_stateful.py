@@ -14,7 +14,7 @@ import pytest
 
 from rlfactory_plugins.verl.cpu import cpu_mode_requested
 from tests.helpers import stateful_task as task
-from tests.helpers.e2e import REWARD_SOURCE, Workspace, grpo_overrides, run_main_ppo
+from tests.helpers.e2e import REWARD_SOURCE, Workspace, grpo_overrides, read_dumps, run_main_ppo, with_settings
 
 pytestmark = [
     pytest.mark.e2e,
@@ -48,8 +48,7 @@ def run(tmp_path_factory) -> tuple[Workspace, list[dict], list[dict]]:
     ws = Workspace(root=root, model=model, train_file=train, val_file=val, reward_file=reward)
     sandbox_tmp = root / "sandbox_tmp"
     sandbox_tmp.mkdir()
-    overrides = [o for o in grpo_overrides(ws, steps=STEPS, n_workers=2) if o.split("=", 1)[0] not in SETTINGS]
-    overrides += [f"{k}={v}" for k, v in SETTINGS.items()] + [
+    overrides = with_settings(grpo_overrides(ws, steps=STEPS, n_workers=2), SETTINGS) + [
         f"actor_rollout_ref.rollout.multi_turn.tool_config_path={task.write_tool_config(root)}",
         "rlfactory.parser=hermes",
         "rlfactory.tools=[kv_get, kv_set, kv_delete, kv_list, python_session, {name: counter, timeout: 10}]",
@@ -60,10 +59,9 @@ def run(tmp_path_factory) -> tuple[Workspace, list[dict], list[dict]]:
         f"rlfactory.metrics_file={root / 'rlfactory_metrics.jsonl'}",
     ]
     result = run_main_ppo(ws, overrides, timeout=480, pythonpath=(str(root),), env_extra={"TMPDIR": str(sandbox_tmp)})
-    if result.returncode != 0:
-        pytest.fail(f"main_ppo exited with {result.returncode}; log tail:\n{result.log[-6000:]}")
+    result.succeeded()
     assert sorted(result.metrics) == list(range(1, STEPS + 1)), sorted(result.metrics)
-    dumps = [json.loads(line) for f in sorted((root / "trajectories").glob("*.jsonl")) for line in f.read_text().splitlines()]
+    dumps = read_dumps(root / "trajectories")
     lines = [json.loads(line) for line in (root / "rlfactory_metrics.jsonl").read_text().splitlines() if line.strip()]
     return ws, dumps, lines
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import json
 import math
 from pathlib import Path
 
 import pytest
 
 from rlfactory_plugins.verl.cpu import cpu_mode_requested
-from tests.helpers.e2e import Workspace, grpo_overrides, run_main_ppo
+from tests.helpers.e2e import Workspace, grpo_overrides, read_dumps, run_main_ppo, with_settings
 from tests.helpers.teach import layout, system_blocks
 
 pytestmark = [
@@ -130,8 +129,7 @@ def run(tmp_path_factory):
     reward = root / "reward.py"
     reward.write_text(REWARD_SOURCE)
     ws = Workspace(root=root, model=root / "model", train_file=train, val_file=val, reward_file=reward)
-    overrides = [o for o in grpo_overrides(ws, steps=STEPS, n_workers=2) if o.split("=", 1)[0] not in SETTINGS]
-    overrides += [f"{k}={v}" for k, v in SETTINGS.items()] + [
+    overrides = with_settings(grpo_overrides(ws, steps=STEPS, n_workers=2), SETTINGS) + [
         "actor_rollout_ref.model.trust_remote_code=True",  # the tiny model's image-only processor
         # verl's remove-padding attention for Qwen2-VL is flash-attn only (verl/models/transformers/qwen2_vl.py:
         # _flash_use_top_left_mask is defined only with flash-attn or an NPU, used at line 331)
@@ -144,9 +142,8 @@ def run(tmp_path_factory):
         f"rlfactory.trajectory_dir={root / 'trajectories'}",
     ]
     result = run_main_ppo(ws, overrides, timeout=480)
-    if result.returncode != 0:
-        pytest.fail(f"main_ppo exited with {result.returncode}; log tail:\n{result.log[-6000:]}")
-    dumps = [json.loads(line) for f in sorted((root / "trajectories").glob("*.jsonl")) for line in f.read_text().splitlines()]
+    result.succeeded()
+    dumps = read_dumps(root / "trajectories")
     return result, dumps
 
 

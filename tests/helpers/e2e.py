@@ -128,6 +128,24 @@ class RunResult:
     log: str
     metrics: dict[int, dict[str, float]]
 
+    def succeeded(self) -> RunResult:
+        """This result; fails the test with the log's tail if the run exited non-zero."""
+        if self.returncode != 0:
+            import pytest
+
+            pytest.fail(f"the run exited with {self.returncode} after {self.seconds:.0f}s; log tail:\n{self.log[-6000:]}")
+        return self
+
+
+def with_settings(overrides: list[str], settings: dict[str, object]) -> list[str]:
+    """``overrides`` with every key of ``settings`` set to its value (replaced where present, else added)."""
+    return [o for o in overrides if o.split("=", 1)[0] not in settings] + [f"{k}={v}" for k, v in settings.items()]
+
+
+def read_dumps(directory: Path) -> list[dict]:
+    """Every trajectory of the JSONL dumps in ``directory`` (``rlfactory.trajectory_dir``), file by file."""
+    return [json.loads(line) for f in sorted(directory.glob("*.jsonl")) for line in f.read_text().splitlines()]
+
 
 def run_main_ppo(
     ws: Workspace, overrides: list[str], *, timeout: float = 420, pythonpath: tuple[str, ...] = (),
