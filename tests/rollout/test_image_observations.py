@@ -8,7 +8,6 @@ import base64
 import hashlib
 import io
 import json
-from pathlib import Path
 
 import pytest
 
@@ -17,6 +16,8 @@ from tests.helpers.rollout import ScriptedServer, make_agent_loop, run_loop, tra
 
 rlfactory_tool_image = pytest.importorskip("rlfactory_tool_image", reason="the pack tool_plugins/rlfactory-tool-image")
 from PIL import Image  # noqa: E402 - after the pack (which needs Pillow) is known to be there
+
+from tests.helpers.images import ROW, call, image_section  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -29,24 +30,6 @@ def image_tools(tools_plugin):
     return registry
 
 
-def row_image(width: int = 80, height: int = 60) -> str:
-    buf = io.BytesIO()
-    im = Image.new("RGB", (width, height), (250, 120, 0))
-    im.paste((0, 0, 0), (0, 0, 10, 10))
-    im.save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode()
-
-
-def call(name: str, **arguments: object) -> str:
-    return f'<tool_call>{{"name": "{name}", "arguments": {json.dumps(arguments)}}}</tool_call>'
-
-
-def image_section(tmp_path: Path, **images: int) -> dict:
-    return {"tools": ["image_zoom", "image_crop"], "parser": "hermes", "trajectory_dir": str(tmp_path),
-            "tool_manager": {"retries": 0, "images": images}}
-
-
-ROW = {"extra_info": {"rlfactory": {"tool_kwargs": {"image": {"image": row_image()}}}}}
 
 
 async def test_text_only_model_reads_image_results_as_text_and_the_dump_keeps_references(

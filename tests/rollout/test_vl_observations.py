@@ -9,22 +9,19 @@ from __future__ import annotations
 
 import json
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 import torch
-from omegaconf import OmegaConf
-from verl.experimental.agent_loop.agent_loop import AgentLoopWorker, DictConfigWrap
+from verl.experimental.agent_loop.agent_loop import AgentLoopWorker
 
 from rlfactory_plugins import hookimpl, plugins
-from rlfactory_plugins.testing.tiny_vl_model import IMAGE_PAD, VISION_END, VISION_START, build_tiny_vl_model
-from rlfactory_plugins.verl.agent_loop import RLFactoryAgentLoop
-from tests.helpers.rollout import ScriptedServer, run_loop, spans, traj_of
+from rlfactory_plugins.testing.tiny_vl_model import IMAGE_PAD, VISION_END, VISION_START
+from tests.helpers.rollout import run_loop, traj_of
 
 rlfactory_tool_image = pytest.importorskip("rlfactory_tool_image", reason="the pack tool_plugins/rlfactory-tool-image")
 from PIL import Image  # noqa: E402 - after the pack (which needs Pillow) is known to be there
 
-from tests.rollout.test_image_observations import ROW, call, image_section  # noqa: E402
+from tests.helpers.images import ROW, RecordingServer, call, image_section, runs, vl_loop  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -41,16 +38,6 @@ class Snapshot:
         register(snapshot)
 
 
-@pytest.fixture(scope="module")
-def vl(tmp_path_factory):
-    from verl.utils.tokenizer import hf_processor
-
-    path = build_tiny_vl_model(tmp_path_factory.mktemp("tiny_vl") / "m")
-    processor = hf_processor(str(path), trust_remote_code=True)  # what verl's trainer gives the agent loop
-    assert processor is not None and hasattr(processor, "get_rope_index")
-    return processor
-
-
 @pytest.fixture
 def image_tools(tools_plugin):
     pm, registry = plugins.load_plugins()
@@ -58,33 +45,6 @@ def image_tools(tools_plugin):
     plugins.register_plugin(pm, registry, Snapshot(), "vl-test-snapshot")
     assert not registry.errors, registry.errors
     return registry
-
-
-class RecordingServer(ScriptedServer):
-    """The scripted server, also recording the images each generation was given."""
-
-    async def generate(self, request_id, *, prompt_ids, sampling_params, image_data=None, **kw):
-        out = await super().generate(request_id, prompt_ids=prompt_ids, sampling_params=sampling_params, **kw)
-        self.calls[-1]["images"] = list(image_data or [])
-        return out
-
-
-def vl_loop(server, processor, section: dict, tools: Any = None) -> RLFactoryAgentLoop:
-    config = OmegaConf.create({
-        "actor_rollout_ref": {"rollout": {"prompt_length": 1024, "response_length": 2048}},
-        "data": {"continuous_token": {"enable": False}},
-        "rlfactory": section,
-    })
-    return RLFactoryAgentLoop(
-        trainer_config=DictConfigWrap(config), server_manager=server, tokenizer=processor.tokenizer,
-        processor=processor, dataset_cls=None, data_config=DictConfigWrap(config.data), hf_model_type="qwen2_vl",
-        tools=tools,
-    )
-
-
-def runs(ids: list[int], token: int) -> list[tuple[int, int]]:
-    """``[start, end)`` runs of ``token`` in ``ids``."""
-    return spans([0 if t == token else 1 for t in ids], 0)
 
 
 def training_inputs(processor, out) -> tuple[dict, torch.Tensor, torch.Tensor]:

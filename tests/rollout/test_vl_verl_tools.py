@@ -9,8 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from tests.helpers.rollout import run_loop, traj_of
-from tests.rollout.test_image_observations import call
-from tests.rollout.test_vl_observations import RecordingServer, runs, vl, vl_loop  # noqa: F401 - vl: the fixture
+from tests.helpers.images import RecordingServer, call, runs, vl_loop
 
 pytestmark = pytest.mark.timeout(120)
 
