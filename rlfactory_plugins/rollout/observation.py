@@ -149,23 +149,16 @@ class ObservationFormat:
     def render(
         self, codec: Codec, response_ids: list[int], contents: list[str], max_tokens: int
     ) -> tuple[list[int], bool]:
-        """Tokens appended after an assistant turn: close + wrapped observations + next header."""
-        out = self.closing_ids(response_ids) + list(self.first)
-        truncated = False
-        for i, text in enumerate(contents):
-            if i:
-                out += self.between
-            ids, cut = self.content_ids(codec, text, max_tokens)
-            out += ids
-            truncated = truncated or cut
-        out += self.last
+        """Tokens appended after an assistant turn: close + wrapped observations (each cut to ``max_tokens``
+        plus a visible marker) + next header."""
+        out, truncated, _ = self.render_parts(codec, response_ids, [[text] for text in contents], max_tokens)
         return out, truncated
 
     def render_parts(
         self, codec: Codec, response_ids: list[int], contents: list[list[Any]], max_tokens: int,
-        images: ImageFormat,
+        images: ImageFormat | None = None,
     ) -> tuple[list[int], bool, list[Any]]:
-        """:meth:`render` for a vision-language model: each content is text and PIL images in order
+        """:meth:`render` with images (a vision-language model): each content is text and PIL images in order
         (``ToolResult.parts()``), each image written as ``images`` expands it. ``max_tokens`` counts the
         image tokens too and cuts whole images only. Returns the ids, whether a content was cut and the
         images kept, in the order of their tokens."""
@@ -176,12 +169,16 @@ class ObservationFormat:
                 out += self.between
             left = max_tokens
             for part in parts:
-                ids = codec.encode(part) if isinstance(part, str) else images.image_ids(part)
-                if len(ids) > left:  # text is cut at the limit, an image that does not fit is left out
-                    out += (ids[:left] if isinstance(part, str) else []) + list(self.marker)
+                if isinstance(part, str):  # text is cut at the limit
+                    ids, cut = self.content_ids(codec, part, left)
+                else:  # an image that does not fit is left out whole
+                    ids = images.image_ids(part)
+                    cut = len(ids) > left
+                    ids = list(self.marker) if cut else ids
+                out += ids
+                if cut:
                     truncated = True
                     break
-                out += ids
                 left -= len(ids)
                 if not isinstance(part, str):
                     kept.append(part)
