@@ -81,12 +81,13 @@ def _spec(schema: Any) -> ToolSpec:
                     parameters=fn.parameters.model_dump(exclude_none=True))
 
 
-def response_text(response: Any) -> str:
-    """A verl ``ToolResponse`` as observation text (media as placeholders)."""
+def response_text(response: Any, images: int | None = None) -> str:
+    """A verl ``ToolResponse`` as observation text, media as placeholders (``images``: how many images the
+    placeholder counts; default all of them)."""
     parts = [response.text] if getattr(response, "text", None) else []
-    for kind in ("image", "video"):
-        if media := getattr(response, kind, None):
-            parts.append(f"[{kind} x {len(media)}]")
+    counts = {"image": len(getattr(response, "image", None) or []) if images is None else images,
+              "video": len(getattr(response, "video", None) or [])}
+    parts += [f"[{kind} x {n}]" for kind, n in counts.items() if n]
     return "\n".join(parts)
 
 
@@ -97,12 +98,8 @@ def response_value(response: Any) -> str | list[Any]:
     pil = [im for im in images if type(im).__module__.startswith("PIL.")]
     if not pil:
         return response_text(response)
-    text = [response.text] if getattr(response, "text", None) else []
-    if len(pil) < len(images):
-        text.append(f"[image x {len(images) - len(pil)}]")
-    if video := getattr(response, "video", None):
-        text.append(f"[video x {len(video)}]")
-    return ["\n".join(text), *pil] if text else pil
+    text = response_text(response, images=len(images) - len(pil))
+    return [text, *pil] if text else pil
 
 
 class VerlBaseTool(StatefulTool):
