@@ -36,7 +36,7 @@ from benchmarks.rollout_bench.scenarios import PROFILES, all_scenarios, same_wor
 
 QUICK_N, QUICK_SCALE = 24, 0.1
 #: train_overlap at --quick: 2 steps of 2 groups of 4, durations x0.4 (the smoke test: ~12 s less)
-QUICK_PLAN = dict(steps=2, batch_groups=2, concurrency=2, time_scale=0.4)
+QUICK_PLAN = dict(steps=2, batch_groups=2, time_scale=0.4)
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:

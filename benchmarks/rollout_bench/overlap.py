@@ -43,7 +43,7 @@ class OverlapPlan:
     benchmarks/README.md): 3 steps of 8 groups of 4, every duration (server, tools, so the
     trainer's step too) times ``time_scale``."""
 
-    steps: int = 3
+    steps: int = 5
     group_size: int = 4
     batch_groups: int = 8
     time_scale: float = 0.5
@@ -52,12 +52,19 @@ class OverlapPlan:
     #: recycle: rlfactory.rollout.recycle.max_staleness (default 2): a group started at step s is trained
     #: at step s + 2 at the latest; sampling waits for it (verl's max_off_policy_strategy=wait), never drops
     max_staleness: int = 2
-    #: async: verl's async_training.staleness_threshold, and the groups it keeps in flight (one batch's:
-    #: what a sync step starts with; verl's concurrent_samples_per_replica x replicas)
+    #: async: verl's async_training.staleness_threshold
     staleness: int = 1
-    concurrency: int = 8
+    #: async: groups in flight at most, verl's default max_concurrent_samples: concurrent_samples_per_replica
+    #: (16) x replicas (1), capped at max_required_samples = (staleness + 1) x batch_groups
+    #: (fully_async_rollouter.py, set_max_required_samples)
+    concurrency_per_replica: int = 16
+    replicas: int = 1
     #: async: the weight sync's pause of generation, as a share of the train step
     sync_fraction: float = 0.05
+
+    @property
+    def concurrency(self) -> int:
+        return min(self.concurrency_per_replica * self.replicas, (self.staleness + 1) * self.batch_groups)
 
     @property
     def batch(self) -> int:

@@ -84,6 +84,24 @@ async def run_loop_mode(
                    in_flight_at_end=in_flight, started=pool.next_group * plan.group_size, server_busy_s=server.busy_s)
 
 
+def _limit_vs_sync(mode: str, sync: ModeRun | None, plan: OverlapPlan, train_s: float, slots: int) -> float | None:
+    """The most a mode can gain over this loop's sync run, given the server's work ``W`` per batch
+    (sync's busy slot-seconds / slots / steps) and the trainer's ``T`` (benchmarks/README.md):
+    colocated recycling cannot generate while it trains, so a step takes at least ``W + T``; fully-async
+    after the same first rollout as sync's trains back to back, a step taking ``max(W, T + sync)``."""
+    if sync is None or not sync.step_end_s:
+        return None
+    work = sync.server_busy_s / slots / plan.steps
+    if mode == "sync":
+        limit = sync.wall_s
+    elif mode == "recycle":
+        limit = plan.steps * (work + train_s)
+    else:
+        step = train_s * (1 + plan.sync_fraction)
+        limit = (sync.step_end_s[0] - train_s) + step + (plan.steps - 1) * max(work, step)
+    return round(sync.wall_s / limit, 3)
+
+
 def overlap_line(scenario: Scenario, plan: OverlapPlan, train_s: float, runs: dict[tuple[str, str], ModeRun]) -> dict:
     def per(fn) -> dict:
         return {mode: {loop: fn(runs[mode, loop]) for loop in LOOPS if (mode, loop) in runs} for mode in MODES}
@@ -92,6 +110,9 @@ def overlap_line(scenario: Scenario, plan: OverlapPlan, train_s: float, runs: di
         return round(a / b, 3) if a and b else None
 
     rate = per(lambda r: round(r.trained_per_s, 3))
+    slots = scenario.server.slots
+    paused = {"sync": plan.steps * train_s, "recycle": plan.steps * train_s,
+              "async": plan.steps * plan.sync_fraction * train_s}
     steady = per(lambda r: None if r.steady_per_s is None else round(r.steady_per_s, 3))
     return {
         "scenario": scenario.name,
@@ -115,7 +136,10 @@ def overlap_line(scenario: Scenario, plan: OverlapPlan, train_s: float, runs: di
         "max_staleness": per(lambda r: max(r.staleness, default=0)),
         "in_flight_at_end": per(lambda r: r.in_flight_at_end),
         "started": per(lambda r: r.started),
-        "server_busy": per(lambda r: round(r.server_busy_s / (r.wall_s * scenario.server.slots), 3)),
+        "server_busy": per(lambda r: round(r.server_busy_s / (r.wall_s * slots), 3)),
+        "server_busy_unpaused": per(lambda r: round(r.server_busy_s / ((r.wall_s - paused[r.mode]) * slots), 3)),
+        "limit_vs_sync": {m: {lp: _limit_vs_sync(m, runs.get(("sync", lp)), plan, train_s, slots) for lp in LOOPS}
+                          for m in MODES},
         "step_end_s": per(lambda r: [round(t, 2) for t in r.step_end_s]),
     }
 

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from benchmarks.rollout_bench.outcome import Status, TrajectoryOutcome  # noqa: E402
 from benchmarks.rollout_bench.overlap import MODES, ModeRun, OverlapPlan, Pool, run_mode  # noqa: E402
 
-PLAN = OverlapPlan(steps=3, group_size=2, batch_groups=3, concurrency=3)
+PLAN = OverlapPlan(steps=3, group_size=2, batch_groups=3, concurrency_per_replica=3)
 TRAIN_S = 0.1
 FAST_S, SLOW_S = 0.01, 0.2  # every batch's last group has one slow trajectory: the tail
 
@@ -94,7 +94,7 @@ async def test_fully_async_overlaps_training_within_the_staleness_bound():
 @pytest.mark.timeout(30)
 async def test_recycling_waits_for_a_group_at_its_staleness_bound_and_drops_none():
     pool = _pool()
-    plan = OverlapPlan(steps=3, group_size=2, batch_groups=3, concurrency=3, max_staleness=1)
+    plan = OverlapPlan(steps=3, group_size=2, batch_groups=3, concurrency_per_replica=3, max_staleness=1)
     _, _, staleness, trained = await run_mode("recycle", plan, pool, TRAIN_S)
     await pool.close()
     assert max(staleness) == 1 and len(trained) == plan.steps * plan.batch_groups
@@ -114,3 +114,20 @@ def test_plan_sizes_the_workload_for_every_mode():
     assert [PLAN.groups_needed(m) for m in MODES] == [12, 15, 18]
     with pytest.raises(ValueError, match="unknown mode"):
         asyncio.run(run_mode("nope", PLAN, _pool(), TRAIN_S))
+
+
+def test_limit_of_each_mode_from_the_sync_run():
+    """Colocated recycling cannot beat W + T a step (W: the server's work per batch); fully-async after
+    sync's first rollout trains back to back, a step taking max(W, T + sync pause)."""
+    from benchmarks.rollout_bench.overlap_run import _limit_vs_sync
+
+    plan = OverlapPlan(steps=4, sync_fraction=0.0)
+    train_s, slots = 2.0, 2
+    # sync: 4 steps of 3 s rollout + 2 s train = 20 s; the server worked 1 s per batch on each of its 2 slots
+    sync = ModeRun("sync", "fake", 20.0, 4 * plan.batch, [5.0, 10.0, 15.0, 20.0], [0] * 4, server_busy_s=8.0)
+    assert _limit_vs_sync("sync", sync, plan, train_s, slots) == 1.0
+    assert _limit_vs_sync("recycle", sync, plan, train_s, slots) == round(20.0 / (4 * (1.0 + 2.0)), 3)
+    assert _limit_vs_sync("async", sync, plan, train_s, slots) == round(20.0 / (3.0 + 4 * 2.0), 3)
+    busy = ModeRun("sync", "fake", 20.0, 4 * plan.batch, [5.0, 10.0, 15.0, 20.0], [0] * 4, server_busy_s=24.0)
+    assert _limit_vs_sync("async", busy, plan, train_s, slots) == round(20.0 / (3.0 + 2.0 + 3 * 3.0), 3)
+    assert _limit_vs_sync("async", None, plan, train_s, slots) is None

@@ -158,3 +158,5 @@ def test_train_overlap_trains_every_step_in_every_mode(lines):
     assert line["in_flight_at_end"]["sync"] == {lp: 0 for lp in loops}
     assert all(line["max_staleness"]["async"][lp] >= 1 for lp in loops)
     assert line["train_s"] > 0 and set(line["rlfactory_vs_verl"]) == {"sync", "recycle", "async"}
+    assert line["limit_vs_sync"]["sync"] == {lp: 1.0 for lp in loops}  # sync is its own limit
+    assert all(0 < line["server_busy_unpaused"][m][lp] <= 1.0 for m in ("sync", "recycle", "async") for lp in loops)
