@@ -40,7 +40,7 @@ MODES = ("sync", "recycle", "async")
 @dataclass(frozen=True)
 class OverlapPlan:
     """Sizes of ``train_overlap`` (kept small so ``make bench`` stays within ~15 minutes: see
-    benchmarks/README.md): 3 steps of 8 groups of 4, every duration (server, tools, so the
+    benchmarks/README.md): 5 steps of 8 groups of 4, every duration (server, tools, so the
     trainer's step too) times ``time_scale``."""
 
     steps: int = 5
