@@ -39,7 +39,7 @@ MODES = ("sync", "recycle", "async")
 
 @dataclass(frozen=True)
 class OverlapPlan:
-    """Sizes of ``train_overlap`` (kept small so ``make bench`` stays within ~15 minutes: see
+    """Sizes of ``train_overlap`` (small: the scenario is most of ``make bench``'s ~21 minutes, see
     benchmarks/README.md): 5 steps of 8 groups of 4, every duration (server, tools, so the
     trainer's step too) times ``time_scale``."""
 

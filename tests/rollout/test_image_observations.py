@@ -30,8 +30,6 @@ def image_tools(tools_plugin):
     return registry
 
 
-
-
 async def test_text_only_model_reads_image_results_as_text_and_the_dump_keeps_references(
     image_tools, tokenizer, tmp_path
 ) -> None:
